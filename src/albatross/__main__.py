@@ -1,0 +1,3 @@
+from albatross.cli import main
+
+raise SystemExit(main())
