@@ -1,0 +1,59 @@
+"""Version-neutral request and response objects, and the bytes every response reuses."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
+
+Headers = list[tuple[bytes, bytes]]
+
+SERVER = b"albatross"
+
+
+@dataclass(slots=True)
+class Request:
+    """A request head as the front end parsed it (HTTP/1.1 or HTTP/2)."""
+
+    method: bytes
+    target: bytes  # origin-form path and query
+    headers: Headers  # lower-case names, as received (HTTP/2 pseudo-headers removed)
+    http_version: str  # "1.0", "1.1" or "2"
+    authority: bytes | None = None  # Host or :authority
+    scheme: bytes = b"https"
+    connection: object = None  # the front end's ConnectionInfo (peer address, TLS details)
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+
+def reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+class DateHeader:
+    """The ``Date`` value, formatted at most once a second (not once per request)."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def value(self, now: float | None = None) -> bytes:
+        second = int(now if now is not None else time.time())
+        if second != self._second:
+            self._second = second
+            self._value = formatdate(second, usegmt=True).encode()
+        return self._value
+
+
+DATE = DateHeader()

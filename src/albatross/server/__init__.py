@@ -1,0 +1,1 @@
+"""Everything that touches sockets and the event loop: listeners, lifecycle, the demo."""

@@ -1,0 +1,275 @@
+"""Client-facing asyncio protocols: TLS (or plain TCP) -> HTTP/1.1 or HTTP/2 -> application.
+
+This is the only layer that touches transports. Each accepted socket gets one protocol
+object; the TLS session (:class:`albatross.tls.TLSConnection`) and the HTTP codecs are
+sans-I/O objects it drives. The codec is chosen by the TLS handshake: ``h2`` from ALPN or
+NPN selects HTTP/2, anything else HTTP/1.1.
+
+Timeouts are enforced by one sweep per listener per second (:meth:`Listener.sweep`) rather
+than a timer per connection: a handshake that stalls past ``handshake_timeout``, a
+connection idle past ``idle_timeout`` (ALB's ``idle_timeout.timeout_seconds``, 60 s) and a
+connection older than ``client_keep_alive`` (ALB's ``client_keep_alive.seconds``, 3600 s,
+closed once idle) are closed.
+
+Failures never leave this layer as exceptions: every bad input is logged with the peer's
+address and reason, answered as the protocol requires (an alert from OpenSSL, a 400 to a
+plain-HTTP request on the TLS port), and only that connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from albatross.http.messages import Request, Response
+from albatross.http1.connection import H1ServerConnection, error_response, serialize
+from albatross.tls import (
+    ApplicationData,
+    CloseNotifyReceived,
+    HandshakeCompleted,
+    HandshakeInfo,
+    PeerClosedError,
+    PlaintextHTTPError,
+    ServerContext,
+    TLSConnection,
+    TLSError,
+)
+
+log = logging.getLogger("albatross.listener")
+tls_log = logging.getLogger("albatross.tls")
+
+App = Callable[[Request], Response]
+HIGH_WATER = 256 * 1024
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """What the application may know about the client connection."""
+
+    peer: str
+    tls: HandshakeInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    handshake_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    client_keep_alive: float = 3600.0
+    max_concurrent_streams: int = 128
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    addr = transport.get_extra_info("peername")
+    if not addr:
+        return "-"
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Listener:
+    """One listening socket's shared state: settings, TLS context, open connections."""
+
+    def __init__(self, app: App, settings: ListenerSettings, tls: ServerContext | None = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.tls = tls
+        self.connections: set[_ClientProtocol] = set()
+        self.server: asyncio.base_events.Server | None = None
+
+    def protocol_factory(self) -> asyncio.Protocol:
+        return TLSProtocol(self) if self.tls is not None else PlainProtocol(self)
+
+    def sweep(self, now: float) -> None:
+        """Close connections past their handshake, idle or keep-alive deadlines."""
+        s = self.settings
+        for conn in list(self.connections):
+            if not conn.ready and now - conn.started > s.handshake_timeout:
+                tls_log.info("TLS handshake from %s timed out after %.0f s", conn.info.peer, s.handshake_timeout)
+                conn.abort()
+            elif now - conn.last_activity > s.idle_timeout:
+                log.debug("closing idle connection from %s", conn.info.peer)
+                conn.close()
+            elif now - conn.started > s.client_keep_alive and conn.idle():
+                conn.close()
+
+
+class _ClientProtocol(asyncio.Protocol):
+    """Shared by the TLS and plain protocols: codec choice, flow control, bookkeeping."""
+
+    ready = True
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.codec: H1ServerConnection | Any | None = None
+        self.info = ConnectionInfo("-")
+        self.started = self.last_activity = time.monotonic()
+        self.closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport subclasses
+        transport.set_write_buffer_limits(high=HIGH_WATER)
+        self.info.peer = _peer(transport)
+        self.listener.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.listener.connections.discard(self)
+        if self.codec is not None:
+            self.codec.connection_lost()
+        self.codec = None
+
+    def pause_writing(self) -> None:
+        # The client is not reading its responses: stop reading its requests.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def start_codec(self, protocol: str, scheme: bytes) -> None:
+        s = self.listener.settings
+        if protocol == "h2":
+            from albatross.server.h2 import H2Server  # libnghttp2 is loaded only when h2 is used
+
+            self.codec = H2Server(self.listener.app, self.send, self.info, s.max_concurrent_streams)
+        else:
+            self.codec = H1ServerConnection(self.listener.app, self.send, scheme=scheme, connection=self.info)
+
+    def deliver(self, data: bytes) -> None:
+        codec = self.codec
+        assert codec is not None
+        try:
+            codec.receive_data(data)
+        except Exception:  # a bug must cost one connection, never the listener
+            log.exception("internal error on connection from %s; closing it", self.info.peer)
+            self.abort()
+            return
+        if codec.must_close:
+            self.close()
+
+    def idle(self) -> bool:
+        return self.codec is None or self.codec.idle()
+
+    def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class PlainProtocol(_ClientProtocol):
+    """HTTP/1.1 over plain TCP (ALB offers no cleartext HTTP/2)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.start_codec("http/1.1", b"http")
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        self.deliver(data)
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closing and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+
+
+class TLSProtocol(_ClientProtocol):
+    """TLS on memory BIOs; the codec is chosen when the handshake completes."""
+
+    def __init__(self, listener: Listener) -> None:
+        super().__init__(listener)
+        assert listener.tls is not None
+        self.tls = TLSConnection(listener.tls)
+        self.ready = False
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        tls = self.tls
+        try:
+            events = tls.receive_data(data)
+        except TLSError as exc:
+            self._failed(exc)
+            return
+        self._flush()
+        for event in events:
+            if isinstance(event, ApplicationData):
+                if self.codec is not None and not self.closing:
+                    self.deliver(event.data)
+            elif isinstance(event, HandshakeCompleted):
+                self._handshake_completed(event.info)
+            elif isinstance(event, CloseNotifyReceived):
+                self.close()
+
+    def _handshake_completed(self, info: HandshakeInfo) -> None:
+        self.ready = True
+        self.info.tls = info
+        tls_log.debug("TLS from %s: %s %s alpn=%s npn=%s sni=%s resumed=%s", self.info.peer, info.version,
+                      info.cipher, info.alpn, info.npn, info.server_name, info.resumed)
+        self.start_codec(info.application_protocol, b"https")
+
+    def _failed(self, exc: TLSError) -> None:
+        peer = self.info.peer
+        if isinstance(exc, PlaintextHTTPError):
+            tls_log.info("plain HTTP request on TLS port from %s: answered 400", peer)
+            body = serialize(error_response(400, "The plain HTTP request was sent to HTTPS port"), head=False,
+                             close=True)
+            self._write_raw(body)
+        elif isinstance(exc, PeerClosedError):
+            if exc.during_handshake:
+                tls_log.info("client %s went away during the TLS handshake", peer)
+        elif exc.during_handshake:
+            tls_log.info("TLS handshake from %s failed: %s", peer, exc.reason)
+        else:
+            tls_log.info("TLS error on connection from %s: %s", peer, exc.reason)
+        self._flush()  # the alert OpenSSL queued, if any
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def eof_received(self) -> bool:
+        if not self.ready:
+            tls_log.info("client %s went away during the TLS handshake", self.info.peer)
+        self.tls.end_of_input()
+        return False  # close our side too
+
+    def _write_raw(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _flush(self) -> None:
+        self._write_raw(self.tls.data_to_send())
+
+    def send(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.tls.send(data)
+        except TLSError as exc:
+            self._failed(exc)
+            return
+        self._flush()
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self.tls.start_shutdown()
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
