@@ -247,8 +247,35 @@ static int alb_npn_advertise_cb(SSL *s, const unsigned char **out, unsigned int 
     return SSL_TLSEXT_ERR_OK;
 }
 
+/* NPN exists only up to TLS 1.2. A client that offers NPN and no ALPN (or offers ALPN to a
+   listener whose ALPN is off) would get TLS 1.3 and no protocol negotiation at all; cap such a
+   connection at TLS 1.2 so NPN works, as it did on ALB before TLS 1.3. Policies whose minimum
+   is TLS 1.3 are left alone. */
+static int alb_client_hello_cb(SSL *s, int *al, void *arg)
+{
+    alb_protos *alpn = (alb_protos *)arg;
+    const unsigned char *ext;
+    size_t extlen;
+    int min;
+    (void)al;
+    if (!SSL_client_hello_get0_ext(s, TLSEXT_TYPE_next_proto_neg, &ext, &extlen))
+        return SSL_CLIENT_HELLO_SUCCESS;
+    if (alpn != NULL && alpn->len > 0
+        && SSL_client_hello_get0_ext(s, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &extlen))
+        return SSL_CLIENT_HELLO_SUCCESS;
+    min = SSL_get_min_proto_version(s);
+    if (min != 0 && min > TLS1_2_VERSION)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    SSL_set_max_proto_version(s, TLS1_2_VERSION);
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 static int alb_ctx_set_protocols(SSL_CTX *ctx, alb_protos *alpn, alb_protos *npn)
 {
+    if (npn != NULL && npn->len > 0)
+        SSL_CTX_set_client_hello_cb(ctx, alb_client_hello_cb, alpn);
+    else
+        SSL_CTX_set_client_hello_cb(ctx, NULL, NULL);
     if (alpn != NULL && alpn->len > 0)
         SSL_CTX_set_alpn_select_cb(ctx, alb_alpn_select_cb, alpn);
     else

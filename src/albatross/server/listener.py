@@ -242,10 +242,18 @@ class TLSProtocol(_ClientProtocol):
             self.transport.close()
 
     def eof_received(self) -> bool:
-        if not self.ready:
-            tls_log.info("client %s went away during the TLS handshake", self.info.peer)
+        self._note_vanished()
         self.tls.end_of_input()
         return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._note_vanished()
+        super().connection_lost(exc)
+
+    def _note_vanished(self) -> None:
+        if not self.ready and not self.closing:
+            self.closing = True
+            tls_log.info("client %s went away during the TLS handshake", self.info.peer)
 
     def _write_raw(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.is_closing():

@@ -1,0 +1,152 @@
+"""Shared test helpers: real processes, real clients, readiness instead of sleeps."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+
+import pytest
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool; under CI=true a missing tool fails the test."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (make test installs it when run as root)"
+        if CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class Albatross:
+    """``albatross demo`` in a child process, ready once it prints its listening lines."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, expect_failure: bool = False,
+                 timeout: float = 20.0) -> None:
+        cmd = [sys.executable, "-m", "albatross", "demo", "--https-port", "0", "--address", "127.0.0.1", *args]
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.ports: dict[str, int] = {}
+        if expect_failure:
+            self.returncode = self.proc.wait(timeout)
+            self._reader.join(timeout)
+            return
+        want = 2 if "--http-port" in args else 1
+        self.wait_for(lambda: len(re.findall(r"albatross: listening (\w+) \S+ (\d+)", self.log)) >= want
+                      or self.proc.poll() is not None, timeout)
+        for scheme, port in re.findall(r"albatross: listening (\w+) \S+ (\d+)", self.log):
+            self.ports[scheme] = int(port)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"albatross exited with {self.proc.returncode}:\n{self.log}")
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+
+    @property
+    def log(self) -> str:
+        with self._cond:
+            return "".join(self.lines)
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting; server log:\n{''.join(self.lines)}")
+                self._cond.wait(min(left, 0.2))
+
+    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def check() -> bool:
+            m = re.search(pattern, "".join(self.lines))
+            if m:
+                found.append(m)
+            return m is not None
+
+        self.wait_for(check, timeout)
+        return found[0]
+
+    @property
+    def port(self) -> int:
+        return self.ports["https"]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+
+    def __enter__(self) -> Albatross:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run(cmd: Sequence[str], *, input: str | bytes | None = None, timeout: float = 30.0,
+        check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a client to completion and capture its output as text (stdout and stderr merged)."""
+    require_tool(cmd[0])
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(list(cmd), input=data if data is not None else b"", stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=timeout)
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"), "")
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}:\n{result.stdout}")
+    return result
+
+
+def s_client(address: str, *args: str, input: str = "", timeout: float = 30.0) -> str:
+    """``openssl s_client`` once; returns everything it printed."""
+    return run(["openssl", "s_client", "-connect", address, *args], input=input, timeout=timeout).stdout
+
+
+def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
+    return socket.create_connection((host, port), timeout=10)
+
+
+def fields(text: str, *names: str) -> dict[str, str]:
+    """Pick ``Name: value`` lines (as s_client prints them) out of a transcript."""
+    out = {}
+    for name in names:
+        m = re.search(rf"^\s*{re.escape(name)}\s*:\s*(.*)$", text, re.M)
+        if m:
+            out[name] = m.group(1).strip()
+    return out
+
+
+def all_lines(text: str, pattern: str) -> list[str]:
+    return re.findall(pattern, text, re.M)
+
+
+def first(items: Iterable[str]) -> str:
+    return next(iter(items))
