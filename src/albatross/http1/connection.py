@@ -103,7 +103,10 @@ class H1ServerConnection:
                 log.exception("request handling failed")
                 self._reject(500, "internal error")
         except httptools.HttpParserError as exc:
-            self._reject(400, f"malformed request: {exc}")
+            if self._parser.get_method() == b"PRI":  # llhttp pauses on the HTTP/2 preface
+                self._reject(505, "HTTP/2 connection preface on an HTTP/1.1 connection")
+            else:
+                self._reject(400, f"malformed request: {exc}")
 
     def _reject(self, status: int, why: str) -> None:
         log.info("rejecting request with %d: %s", status, why)
@@ -134,12 +137,9 @@ class H1ServerConnection:
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        method = parser.get_method()
         version = parser.get_http_version()
-        if method == b"PRI":
-            raise RequestRejected(505, "HTTP/2 connection preface on an HTTP/1.1 connection")
         authority = next((v for n, v in self._headers if n == b"host"), None)
-        self._requests.append(Request(method, self._url, self._headers, version, authority, self.scheme, self.connection))
+        self._requests.append(Request(parser.get_method(), self._url, self._headers, version, authority, self.scheme, self.connection))
 
     def on_message_complete(self) -> None:
         self._in_message = False
