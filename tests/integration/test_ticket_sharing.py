@@ -82,7 +82,7 @@ def test_rotation_is_picked_up_and_old_keys_age_out(site_rsa, key_file: Path, tm
         # The server notices the new file within a second or so: wait until it encrypts with it.
         latest = tmp_path / "latest.sess"
         a.wait_for(lambda: ticket_key_name(new_session(a.address, latest, "-tls1_2")) == newest, timeout=15)
-        assert "session ticket keys reloaded" in a.log
+        a.wait_for_log(r"session ticket keys reloaded from .* \(2 keys\)")
         # Three rotations later the first key is gone: its ticket no longer resumes.
         assert resumes(a.address, old, "-tls1_2")
         for _ in range(2):
