@@ -68,16 +68,17 @@ def _build_events(buf: bytes) -> list[H2Event]:
     events: list[H2Event] = []
     append = events.append
     unpack = _RECORD.unpack_from
+    request, data, closed, headers = RequestReceived, DataReceived, StreamClosed, _headers
     off, end = 0, len(buf)
     while off < end:
         kind, flags, sid, code, n = unpack(buf, off)
         off += 16
         if kind == _EV_REQUEST:
-            append(RequestReceived(sid, _headers(buf[off : off + n]), flags == 1))
+            append(request(sid, headers(buf[off : off + n]), flags == 1))
         elif kind == _EV_DATA:
-            append(DataReceived(sid, buf[off : off + n], flags == 1))
+            append(data(sid, buf[off : off + n], flags == 1))
         elif kind == _EV_CLOSED:
-            append(StreamClosed(sid, code))
+            append(closed(sid, code))
         else:
             append(_RARE[kind](sid, code, buf[off : off + n]))
         off += n
@@ -165,10 +166,15 @@ class H2Connection:
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[H2Event]:
         """Process bytes from the client; return the events they completed, in order.
 
+        Streams that closed because of what was *sent* (the last DATA frame of a response)
+        are reported by the next call; ``receive_data(b"")`` polls for them.
+
         Raises :class:`H2ProtocolError` on a fatal error (garbage, HPACK failure, flood):
         GOAWAY is then queued in :meth:`data_to_send` and the connection accepts no more input.
         """
-        s = self._live()
+        s = self._s
+        if s is None:
+            raise H2StateError("HTTP/2 connection already freed")
         if type(data) is not bytes:
             data = ffi.from_buffer(data)
         rv = lib.alb_h2_recv(s, data, len(data))
@@ -184,7 +190,8 @@ class H2Connection:
         a stream that has closed still re-opens the connection window.
         """
         rv = lib.alb_h2_consume(self._live(), stream_id, nbytes)
-        self._check(rv, stream_id)
+        if rv:
+            self._check(rv, stream_id)
 
     # -- output --------------------------------------------------------------------------------
 
@@ -203,14 +210,17 @@ class H2Connection:
         Raises :class:`H2StreamClosedError` if the stream is already closed.
         """
         packed = _pack(headers)
-        s = self._live()
+        s = self._s
+        if s is None:
+            raise H2StateError("HTTP/2 connection already freed")
         if body is None:
             rv = lib.alb_h2_submit_response(s, stream_id, status, packed, len(packed), ffi.NULL, 0, 0, end_stream)
         else:
             if type(body) is not bytes:
                 body = ffi.from_buffer(body)
             rv = lib.alb_h2_submit_response(s, stream_id, status, packed, len(packed), body, len(body), 1, end_stream)
-        self._check(rv, stream_id)
+        if rv:
+            self._check(rv, stream_id)
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Append body bytes to a response submitted with ``end_stream=False``.
@@ -221,7 +231,8 @@ class H2Connection:
         if type(data) is not bytes:
             data = ffi.from_buffer(data)
         rv = lib.alb_h2_send_data(self._live(), stream_id, data, len(data), end_stream)
-        self._check(rv, stream_id)
+        if rv:
+            self._check(rv, stream_id)
 
     def send_trailers(self, stream_id: int, trailers: Headers) -> None:
         """End a streamed response with a trailing header block, after any buffered data."""
