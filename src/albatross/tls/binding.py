@@ -19,7 +19,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
         "libnghttp2-dev) or `make test`, which does it for you"
     ) from exc
 
-EXPECTED_BINDING_VERSION = 1
+EXPECTED_BINDING_VERSION = 2
 if lib.ALBATROSS_BINDING_VERSION != EXPECTED_BINDING_VERSION:  # pragma: no cover
     raise ImportError(
         f"albatross._native is stale (binding version {lib.ALBATROSS_BINDING_VERSION}, "
