@@ -12,7 +12,9 @@ from albatross.http2 import (
     H2Connection,
     H2Error,
     RequestReceived,
-    StreamReset,
+    StreamClosed,
+    StreamEnded,
+    TrailersReceived,
 )
 
 log = logging.getLogger("albatross.http2")
@@ -63,7 +65,9 @@ class H2Server:
                 self.h2.consume(event.stream_id, len(event.data))
                 if event.end_stream:
                     self._respond(event.stream_id)
-            elif isinstance(event, StreamReset):
+            elif isinstance(event, (StreamEnded, TrailersReceived)):
+                self._respond(event.stream_id)
+            elif isinstance(event, StreamClosed):  # reset by the client, or refused
                 self._pending.pop(event.stream_id, None)
             elif isinstance(event, ConnectionTerminated):
                 self.must_close = True
