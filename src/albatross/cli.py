@@ -121,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> int:
+    from albatross.http2._binding import nghttp2_version
     from albatross.tls.binding import openssl_version
 
-    print(f"albatross {__version__} ({openssl_version()})")
+    print(f"albatross {__version__} ({openssl_version()}, libnghttp2 {nghttp2_version()})")
     return 0
 
 

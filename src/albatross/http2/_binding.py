@@ -2,20 +2,7 @@
 
 from __future__ import annotations
 
-try:
-    from albatross._native import ffi, lib
-except ImportError as exc:  # pragma: no cover - exercised only on a broken install
-    raise ImportError(
-        "albatross._native is not built: run `pip install -e .` (needs gcc, libssl-dev and "
-        "libnghttp2-dev)"
-    ) from exc
-
-EXPECTED_BINDING_VERSION = 2
-if lib.ALBATROSS_BINDING_VERSION != EXPECTED_BINDING_VERSION:  # pragma: no cover
-    raise ImportError(
-        f"albatross._native is stale (binding version {lib.ALBATROSS_BINDING_VERSION}, "
-        f"expected {EXPECTED_BINDING_VERSION}): rebuild it with `pip install -e .`"
-    )
+from albatross._loader import ffi, lib
 
 __all__ = ["ffi", "lib", "nghttp2_version"]
 

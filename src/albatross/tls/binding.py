@@ -11,20 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-try:
-    from albatross._native import ffi, lib
-except ImportError as exc:  # pragma: no cover - exercised only on a broken install
-    raise ImportError(
-        "albatross._native is not built: run `pip install -e .` (needs gcc, libssl-dev and "
-        "libnghttp2-dev) or `make test`, which does it for you"
-    ) from exc
-
-EXPECTED_BINDING_VERSION = 2
-if lib.ALBATROSS_BINDING_VERSION != EXPECTED_BINDING_VERSION:  # pragma: no cover
-    raise ImportError(
-        f"albatross._native is stale (binding version {lib.ALBATROSS_BINDING_VERSION}, "
-        f"expected {EXPECTED_BINDING_VERSION}): rebuild it with `pip install -e .`"
-    )
+from albatross._loader import ffi, lib
 
 __all__ = ["ErrorRecord", "OpenSSLError", "check", "drain_errors", "ffi", "lib", "openssl_version"]
 
