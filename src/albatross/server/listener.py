@@ -23,10 +23,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from albatross.http.messages import Request, Response
 from albatross.http1.connection import H1ServerConnection, error_response, serialize
+from albatross.server.h2 import H2Server
 from albatross.tls import (
     ApplicationData,
     CloseNotifyReceived,
@@ -105,7 +105,7 @@ class _ClientProtocol(asyncio.Protocol):
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.transport: asyncio.Transport | None = None
-        self.codec: H1ServerConnection | Any | None = None
+        self.codec: H1ServerConnection | H2Server | None = None
         self.info = ConnectionInfo("-")
         self.started = self.last_activity = time.monotonic()
         self.closing = False
@@ -133,12 +133,14 @@ class _ClientProtocol(asyncio.Protocol):
 
     def start_codec(self, protocol: str, scheme: bytes) -> None:
         s = self.listener.settings
-        if protocol == "h2":
-            from albatross.server.h2 import H2Server  # libnghttp2 is loaded only when h2 is used
-
-            self.codec = H2Server(self.listener.app, self.send, self.info, s.max_concurrent_streams)
-        else:
-            self.codec = H1ServerConnection(self.listener.app, self.send, scheme=scheme, connection=self.info)
+        try:
+            if protocol == "h2":
+                self.codec = H2Server(self.listener.app, self.send, self.info, s.max_concurrent_streams)
+            else:
+                self.codec = H1ServerConnection(self.listener.app, self.send, scheme=scheme, connection=self.info)
+        except Exception:  # as in deliver(): one connection lost, logged with its peer
+            log.exception("cannot start %s on connection from %s; closing it", protocol, self.info.peer)
+            self.abort()
 
     def deliver(self, data: bytes) -> None:
         codec = self.codec
