@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
@@ -150,3 +151,18 @@ def all_lines(text: str, pattern: str) -> list[str]:
 
 def first(items: Iterable[str]) -> str:
     return next(iter(items))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+
+def c_heap_in_use() -> int:
+    """Bytes the C allocator has handed out (glibc ``mallinfo2``): OpenSSL and nghttp2 included."""
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallinfo2"):  # pragma: no cover - glibc < 2.33
+        pytest.fail("needs glibc's mallinfo2 (Debian 12 has it)")
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import gc
 
 import h2.config
@@ -11,6 +10,8 @@ import h2.errors
 import h2.events
 import hpack
 import pytest
+
+from tests.helpers import c_heap_in_use
 from hyperframe.frame import ContinuationFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame
 
 from albatross.http2 import (
@@ -382,19 +383,6 @@ def test_api_misuse_and_teardown(pair):
         pair.server.receive_data(b"x")
 
 
-def _c_heap_in_use() -> int:
-    libc = ctypes.CDLL(None)
-    if not hasattr(libc, "mallinfo2"):  # pragma: no cover - glibc < 2.33
-        pytest.skip("needs glibc mallinfo2")
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-
-    libc.mallinfo2.restype = MallInfo2
-    info = libc.mallinfo2()
-    return info.uordblks + info.hblkhd
-
-
 def _run_connection(requests: int) -> None:
     p = Pair()
     p.handshake()
@@ -416,10 +404,10 @@ def _run_connection(requests: int) -> None:
 def test_1000_requests_do_not_leak():
     _run_connection(200)  # warm up allocator pools and caches
     gc.collect()
-    before = _c_heap_in_use()
+    before = c_heap_in_use()
     for _ in range(5):
         _run_connection(200)
     gc.collect()
-    grown = _c_heap_in_use() - before
+    grown = c_heap_in_use() - before
     # 1000 responses of 16 KiB each: leaking even the bodies alone would add ~16 MB.
     assert grown < 2_000_000, grown

@@ -137,7 +137,7 @@ class MemoryClient:
 
 
 def client_context(alpn: list[str] | None = None, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA store: loading one costs 50 ms
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     if alpn:

@@ -200,6 +200,8 @@ class TLSProtocol(_ClientProtocol):
         self.ready = False
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:  # failed or closing: nothing more is read from this client
+            return
         self.last_activity = time.monotonic()
         tls = self.tls
         try:
