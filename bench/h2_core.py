@@ -1,6 +1,6 @@
 """Micro-benchmark: µs per request of the HTTP/2 protocol layer alone, Albatross vs pure-Python h2.
 
-Method (as in docs/http2-design.md §1): an h2 client drives an h2 server for ROUNDS rounds of
+Method: an h2 client drives an h2 server for ROUNDS rounds of
 10 GETs each and acknowledges the DATA it receives; the client's bytes of every round are
 recorded once. Each server then gets exactly the same list of batches: feed one batch, answer
 every complete request (4 response headers, a 47-byte body, END_STREAM), take one ``bytes``
