@@ -137,3 +137,14 @@ def test_http2_preface_on_http1_gets_505(server: Albatross) -> None:
         sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         data = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 505 ")
+
+
+def test_idle_keep_alive_connection_is_closed_after_idle_timeout(site_rsa) -> None:  # type: ignore[no-untyped-def]
+    with Albatross(*site_rsa.args(), "--idle-timeout", "1") as proc:
+        with tls_socket(proc.port) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            first = read_responses(sock, 1)[0]
+            assert first.startswith(b"HTTP/1.1 200 OK") and b"Connection: keep-alive" in first
+            sock.settimeout(15)
+            # Nothing more is sent; the server closes with close_notify after the idle timeout.
+            assert sock.recv(1) == b""
