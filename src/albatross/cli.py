@@ -69,6 +69,7 @@ def _certificates(args: argparse.Namespace) -> tuple:  # type: ignore[type-arg]
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from albatross.http.exchange import static
     from albatross.server.app import page
     from albatross.server.lifecycle import Binding, Server
     from albatross.server.listener import Listener, ListenerSettings
@@ -90,9 +91,10 @@ def _demo(args: argparse.Namespace) -> int:
     listener_settings = ListenerSettings(args.handshake_timeout, args.idle_timeout, args.client_keep_alive)
 
     async def main() -> None:
-        bindings = [Binding(Listener(page, listener_settings, context), args.address, args.https_port, "https")]
+        app = static(page)
+        bindings = [Binding(Listener(app, listener_settings, context), args.address, args.https_port, "https")]
         if args.http_port is not None:
-            bindings.append(Binding(Listener(page, listener_settings), args.address, args.http_port, "http"))
+            bindings.append(Binding(Listener(app, listener_settings), args.address, args.http_port, "http"))
         await Server(bindings).run()
 
     run(main(), prefer_uvloop=not args.no_uvloop)

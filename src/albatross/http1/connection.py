@@ -1,22 +1,35 @@
 """The HTTP/1.1 server side of a client connection, parsed by httptools (llhttp), sans-I/O.
 
-Bytes from the client go into :meth:`H1ServerConnection.receive_data`; complete requests
-are handed to the application callable, whose responses are serialized and passed to the
-``send`` callable in request order (pipelining). The caller owns the transport and reads
-:attr:`H1ServerConnection.must_close` after each call.
+Theory of operation
+-------------------
+Bytes from the client go into :meth:`H1ServerConnection.receive_data`. Each request head
+becomes a :class:`_Exchange1`, which is the request's :class:`~albatross.http.exchange.Responder`;
+the application (``app(request, responder)``) returns the handler that receives the body.
+
+Requests are answered strictly in order (pipelining): one exchange is active at a time;
+requests that arrive behind it wait in a queue with their bodies, and reading from the client
+pauses while the queue is full. When the active exchange's response is complete and its
+request fully read, the next one starts. A response that finishes before its request body was
+read ends the connection after it, since the rest of that body cannot be skipped safely.
+
+The codec talks to its owner (the transport side) through four calls: ``send(bytes)``,
+``close()``, ``pause_reading()``, ``resume_reading()``.
 
 No httptools leniency is enabled. Limits follow ALB: a request line over 16 KiB is answered
-with 414, a single header over 16 KiB or a header block over 64 KiB with 400; any parse error
-gets 400 and the connection is closed after it.
+with 414, a single header over 16 KiB or a header block over 64 KiB with 400; a parse error
+gets 400 and the connection is closed after it. A rejected request is answered in its turn,
+after the responses to the requests before it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import deque
+from typing import Protocol
 
 import httptools
 
+from albatross.http.exchange import App, Handler, static
 from albatross.http.messages import DATE, SERVER, Headers, Request, Response, reason
 
 log = logging.getLogger("albatross.http")
@@ -24,72 +37,190 @@ log = logging.getLogger("albatross.http")
 MAX_REQUEST_LINE = 16 * 1024
 MAX_HEADER = 16 * 1024
 MAX_HEADER_BLOCK = 64 * 1024
+MAX_QUEUED = 8  # pipelined requests waiting behind the active one before reading pauses
+MAX_QUEUED_BODY = 256 * 1024
 
-App = Callable[[Request], Response]
 _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason(code)) for code in range(100, 600)}
 
 
+class Owner(Protocol):
+    def send(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
 class RequestRejected(Exception):
+    """A request the front end answers itself (status and a short reason)."""
+
     def __init__(self, status: int, why: str) -> None:
         self.status = status
         self.why = why
         super().__init__(why)
 
 
-def serialize(response: Response, *, head: bool, close: bool) -> bytes:
-    """Status line, headers (Date, Server, Content-Length, Connection added) and body."""
-    out = [
-        _STATUS_LINES.get(response.status) or b"HTTP/1.1 %d \r\n" % response.status,
-        b"Date: " + DATE.value() + b"\r\nServer: " + SERVER + b"\r\n",
-    ]
-    for name, value in response.headers:
-        out.append(name + b": " + value + b"\r\n")
-    out.append(b"Content-Length: %d\r\n" % len(response.body))
-    out.append(b"Connection: close\r\n\r\n" if close else b"Connection: keep-alive\r\n\r\n")
-    if not head and response.status >= 200 and response.status not in (204, 304):
-        out.append(response.body)
-    return b"".join(out)
+def status_line(status: int) -> bytes:
+    return _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
 
 
 def error_response(status: int, message: str) -> Response:
+    """Albatross's own error page (small HTML, as ALB's)."""
+    title = f"{status} {reason(status).decode()}"
     body = (
-        f"<html>\r\n<head><title>{status} {reason(status).decode()}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{status} {reason(status).decode()}</h1></center>\r\n"
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
         f"<center>{message}</center>\r\n</body>\r\n</html>\r\n"
     ).encode()
     return Response(status, [(b"Content-Type", b"text/html")], body)
 
 
+def serialize(response: Response, *, head: bool, close: bool) -> bytes:
+    """A whole response for a client that is not (or no longer) speaking through a codec."""
+    out = [status_line(response.status), b"Date: " + DATE.value() + b"\r\nServer: " + SERVER + b"\r\n"]
+    out += [name + b": " + value + b"\r\n" for name, value in response.headers]
+    out.append(b"Content-Length: %d\r\n" % len(response.body))
+    out.append(b"Connection: close\r\n\r\n" if close else b"Connection: keep-alive\r\n\r\n")
+    if not head:
+        out.append(response.body)
+    return b"".join(out)
+
+
+def _has_server(headers: Headers) -> bool:
+    return any(n.lower() == b"server" for n, _ in headers)
+
+
+class _Exchange1:
+    """One request on an HTTP/1.1 connection, and the Responder for its response."""
+
+    __slots__ = ("conn", "request", "handler", "keep_alive", "chunked", "head_sent", "response_done",
+                 "request_done", "buffered", "buffered_bytes", "trailers", "app")
+
+    def __init__(self, conn: H1ServerConnection, request: Request, keep_alive: bool, app: App) -> None:
+        self.conn = conn
+        self.request = request
+        self.keep_alive = keep_alive
+        self.app = app
+        self.handler: Handler | None = None
+        self.chunked = False
+        self.head_sent = False
+        self.response_done = False
+        self.request_done = False
+        self.buffered: list[bytes] = []
+        self.buffered_bytes = 0
+        self.trailers: Headers | None = None
+
+    # -- request side (from the parser) ---------------------------------------------------------
+
+    def start(self) -> None:
+        self.handler = self.app(self.request, self)
+        for chunk in self.buffered:
+            self.handler.body(chunk)
+        self.buffered = []
+        if self.request_done:
+            self.handler.end(self.trailers)
+
+    def body(self, data: bytes) -> None:
+        if self.handler is not None:
+            self.handler.body(data)
+        else:
+            self.buffered.append(data)
+            self.buffered_bytes += len(data)
+
+    def request_complete(self) -> None:
+        self.request_done = True
+        if self.handler is not None:
+            self.handler.end(None)
+            if self.response_done:
+                self.conn._finished(self)
+
+    # -- Responder ------------------------------------------------------------------------------
+
+    def send_informational(self, status: int, headers: Headers) -> None:
+        if self.head_sent or self.request.http_version == "1.0":
+            return
+        out = [status_line(status)] + [n + b": " + v + b"\r\n" for n, v in headers]
+        self.conn.owner.send(b"".join(out) + b"\r\n")
+
+    def send_head(self, status: int, headers: Headers, *, content_length: int | None = None,
+                  head_only: bool = False) -> None:
+        self.head_sent = True
+        if not self.request_done:
+            self.keep_alive = False  # the rest of the request body cannot be skipped safely
+        out = [status_line(status), b"Date: " + DATE.value() + b"\r\n"]
+        if not _has_server(headers):
+            out.append(b"Server: " + SERVER + b"\r\n")
+        out += [n + b": " + v + b"\r\n" for n, v in headers]
+        if content_length is not None:
+            out.append(b"Content-Length: %d\r\n" % content_length)
+        elif not head_only and status not in (204, 304):
+            if self.request.http_version == "1.1":
+                self.chunked = True
+                out.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                self.keep_alive = False  # delimited by closing the connection
+        if self.conn.closing:
+            self.keep_alive = False
+        out.append(b"Connection: keep-alive\r\n\r\n" if self.keep_alive else b"Connection: close\r\n\r\n")
+        self.conn.owner.send(b"".join(out))
+
+    def send_body(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.chunked:
+            self.conn.owner.send(b"%x\r\n" % len(data) + data + b"\r\n")
+        else:
+            self.conn.owner.send(data)
+
+    def end(self, trailers: Headers | None = None) -> None:
+        if self.response_done:
+            return
+        if self.chunked:
+            tail = b"".join(n + b": " + v + b"\r\n" for n, v in trailers or ())
+            self.conn.owner.send(b"0\r\n" + tail + b"\r\n")
+        self.response_done = True
+        if self.request_done or not self.keep_alive:
+            self.conn._finished(self)
+
+    def abort(self) -> None:
+        self.response_done = True
+        self.keep_alive = False
+        self.conn.abort()
+
+    def pause_request_body(self) -> None:
+        self.conn.set_body_paused(True)
+
+    def resume_request_body(self) -> None:
+        self.conn.set_body_paused(False)
+
+
 class H1ServerConnection:
     """Parses requests from one client connection and answers them in order."""
 
-    __slots__ = ("app", "send", "scheme", "connection", "must_close", "_parser", "_url", "_headers",
-                 "_header_bytes", "_requests", "requests_served", "_in_message")
+    __slots__ = ("app", "owner", "scheme", "connection", "closing", "_parser", "_url", "_headers",
+                 "_header_bytes", "_current", "_active", "_queue", "_in_message", "_body_paused",
+                 "_queue_paused", "requests_served")
 
-    def __init__(self, app: App, send: Callable[[bytes], None], *, scheme: bytes = b"https",
-                 connection: object = None) -> None:
+    def __init__(self, app: App, owner: Owner, *, scheme: bytes = b"https", connection: object = None) -> None:
         self.app = app
-        self.send = send
+        self.owner = owner
         self.scheme = scheme
         self.connection = connection
-        self.must_close = False
+        self.closing = False
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
         self._headers: Headers = []
         self._header_bytes = 0
-        self._requests: list[Request] = []
-        self.requests_served = 0
+        self._current: _Exchange1 | None = None  # being parsed
+        self._active: _Exchange1 | None = None  # being answered
+        self._queue: deque[_Exchange1] = deque()
         self._in_message = False
+        self._body_paused = False
+        self._queue_paused = False
+        self.requests_served = 0
 
-    def idle(self) -> bool:
-        """True between requests (nothing partially received)."""
-        return not self._in_message
-
-    def connection_lost(self) -> None:
-        self._requests.clear()
+    # -- owner side -----------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        if self.must_close:
+        if self.closing:
             return
         try:
             self._parser.feed_data(data)
@@ -108,10 +239,87 @@ class H1ServerConnection:
             else:
                 self._reject(400, f"malformed request: {exc}")
 
+    def idle(self) -> bool:
+        """True between requests (nothing partially received, nothing being answered)."""
+        return not self._in_message and self._active is None
+
+    def pause_writing(self) -> None:
+        if self._active is not None and self._active.handler is not None:
+            self._active.handler.pause()
+
+    def resume_writing(self) -> None:
+        if self._active is not None and self._active.handler is not None:
+            self._active.handler.resume()
+
+    def connection_lost(self) -> None:
+        self.closing = True
+        active, self._active = self._active, None
+        if active is not None and active.handler is not None and not active.response_done:
+            active.handler.client_gone()
+        self._queue.clear()
+
+    def abort(self) -> None:
+        self.closing = True
+        self.owner.close()
+
+    def set_body_paused(self, paused: bool) -> None:
+        self._body_paused = paused
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self._body_paused or self._queue_paused:
+            self.owner.pause_reading()
+        else:
+            self.owner.resume_reading()
+
+    # -- exchanges ------------------------------------------------------------------------------
+
     def _reject(self, status: int, why: str) -> None:
         log.info("rejecting request with %d: %s", status, why)
-        self.send(serialize(error_response(status, why), head=False, close=True))
-        self.must_close = True
+        request = Request(b"GET", b"/", [], "1.1", None, self.scheme, self.connection)
+        page = error_response(status, why)
+        exchange = _Exchange1(self, request, False, static(lambda _r: page))
+        exchange.request_done = True
+        broken, self._current = self._current, None
+        self.closing = True  # nothing after a rejected request is read
+        if broken is not None and broken is self._active:
+            # The request being answered turned out malformed (its body): it ends here.
+            self._active = None
+            if broken.handler is not None:
+                broken.handler.client_gone()
+            if broken.head_sent:
+                self.abort()
+                return
+        self._enqueue(exchange)
+
+    def _enqueue(self, exchange: _Exchange1) -> None:
+        if self._active is None:
+            self._active = exchange
+            exchange.start()
+        else:
+            self._queue.append(exchange)
+            queued_bytes = sum(e.buffered_bytes for e in self._queue)
+            if len(self._queue) >= MAX_QUEUED or queued_bytes > MAX_QUEUED_BODY:
+                self._queue_paused = True
+                self._update_reading()
+
+    def _finished(self, exchange: _Exchange1) -> None:
+        if exchange is not self._active:
+            return
+        self._active = None
+        self.requests_served += 1
+        if not exchange.keep_alive:
+            self.closing = True
+            self._queue.clear()
+            self.owner.close()
+            return
+        if self._queue:
+            nxt = self._queue.popleft()
+            if self._queue_paused and len(self._queue) < MAX_QUEUED:
+                self._queue_paused = False
+                self._update_reading()
+            self._active = nxt
+            nxt.start()
 
     # -- httptools callbacks -----------------------------------------------------------------
 
@@ -133,23 +341,23 @@ class H1ServerConnection:
         self._header_bytes += size
         if self._header_bytes > MAX_HEADER_BLOCK:
             raise RequestRejected(400, "request headers too large")
-        self._headers.append((name.lower(), value))
+        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        version = parser.get_http_version()
-        authority = next((v for n, v in self._headers if n == b"host"), None)
-        self._requests.append(Request(parser.get_method(), self._url, self._headers, version, authority, self.scheme, self.connection))
+        authority = next((v for n, v in self._headers if n.lower() == b"host"), None)
+        request = Request(parser.get_method(), self._url, self._headers, parser.get_http_version(), authority,
+                          self.scheme, self.connection)
+        self._current = _Exchange1(self, request, parser.should_keep_alive(), self.app)
+        if not self.closing:
+            self._enqueue(self._current)
+
+    def on_body(self, body: bytes) -> None:
+        if self._current is not None:
+            self._current.body(body)
 
     def on_message_complete(self) -> None:
         self._in_message = False
-        request = self._requests.pop(0)
-        keep_alive = self._parser.should_keep_alive()
-        if self.must_close:
-            return
-        response = self.app(request)
-        close = not keep_alive
-        self.send(serialize(response, head=request.method == b"HEAD", close=close))
-        self.requests_served += 1
-        if close:
-            self.must_close = True
+        current, self._current = self._current, None
+        if current is not None:
+            current.request_complete()

@@ -21,10 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from albatross.http.messages import Request, Response
+from albatross.http.exchange import App
 from albatross.http1.connection import H1ServerConnection, error_response, serialize
 from albatross.server.h2 import H2Server
 from albatross.tls import (
@@ -42,7 +41,6 @@ from albatross.tls import (
 log = logging.getLogger("albatross.listener")
 tls_log = logging.getLogger("albatross.tls")
 
-App = Callable[[Request], Response]
 HIGH_WATER = 256 * 1024
 
 
@@ -123,21 +121,29 @@ class _ClientProtocol(asyncio.Protocol):
         self.codec = None
 
     def pause_writing(self) -> None:
-        # The client is not reading its responses: stop reading its requests.
-        if self.transport is not None:
-            self.transport.pause_reading()
+        # The client is not reading: let the codec hold back whatever produces responses.
+        if self.codec is not None:
+            self.codec.pause_writing()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.codec is not None and not self.closing:
+            self.codec.resume_writing()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closing:
             self.transport.resume_reading()
 
     def start_codec(self, protocol: str, scheme: bytes) -> None:
         s = self.listener.settings
         try:
             if protocol == "h2":
-                self.codec = H2Server(self.listener.app, self.send, self.info, s.max_concurrent_streams)
+                self.codec = H2Server(self.listener.app, self, self.info, s.max_concurrent_streams)
             else:
-                self.codec = H1ServerConnection(self.listener.app, self.send, scheme=scheme, connection=self.info)
+                self.codec = H1ServerConnection(self.listener.app, self, scheme=scheme, connection=self.info)
         except Exception:  # as in deliver(): one connection lost, logged with its peer
             log.exception("cannot start %s on connection from %s; closing it", protocol, self.info.peer)
             self.abort()
@@ -150,9 +156,6 @@ class _ClientProtocol(asyncio.Protocol):
         except Exception:  # a bug must cost one connection, never the listener
             log.exception("internal error on connection from %s; closing it", self.info.peer)
             self.abort()
-            return
-        if codec.must_close:
-            self.close()
 
     def idle(self) -> bool:
         return self.codec is None or self.codec.idle()

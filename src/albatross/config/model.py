@@ -1,0 +1,195 @@
+"""The configuration model: ALB's API shapes in snake_case, as frozen pydantic models.
+
+Every model forbids unknown keys, so a typo is an error (with a "did you mean" hint, see
+``load.py``) rather than a silently ignored setting. Values are checked against ALB's ranges.
+Attribute maps keep ALB's own attribute names (``idle_timeout.timeout_seconds``) and ALB's
+convention that attribute values are strings; numbers and booleans are accepted too.
+
+This module knows nothing about sockets or OpenSSL: certificates are paths here, loaded by
+``albatross.tls`` when the configuration is compiled.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # albatross.tls.policies checks the name
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+AttributeValue = str | int | float | bool
+
+
+def _as_bool(key: str, value: AttributeValue) -> bool:
+    text = str(value).lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return text == "true"
+
+
+def _as_int(key: str, value: AttributeValue, low: int, high: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise ValueError(f"{key} must be between {low} and {high}, not {number}")
+    return number
+
+
+def _as_choice(key: str, value: AttributeValue, choices: tuple[str, ...]) -> str:
+    if str(value) not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
+
+
+# ALB's load-balancer attributes that Albatross acts on, with ALB's defaults and ranges.
+LB_ATTRIBUTES = {
+    "idle_timeout.timeout_seconds": ("60", lambda k, v: _as_int(k, v, 1, 4000)),
+    "client_keep_alive.seconds": ("3600", lambda k, v: _as_int(k, v, 60, 604800)),
+    "routing.http2.enabled": ("true", _as_bool),
+    "routing.http.desync_mitigation_mode": (
+        "defensive", lambda k, v: _as_choice(k, v, ("monitor", "defensive", "strictest"))),
+    "routing.http.drop_invalid_header_fields.enabled": ("false", _as_bool),
+    "routing.http.preserve_host_header.enabled": ("false", _as_bool),
+    "routing.http.xff_header_processing.mode": ("append", lambda k, v: _as_choice(k, v, ("append", "preserve", "remove"))),
+    "routing.http.xff_client_port.enabled": ("false", _as_bool),
+}
+
+
+class LoadBalancer(Model):
+    name: str = "albatross"
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+
+    @field_validator("attributes")
+    @classmethod
+    def _known_attributes(cls, value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+        for key, raw in value.items():
+            if key not in LB_ATTRIBUTES:
+                import difflib
+
+                close = difflib.get_close_matches(key, LB_ATTRIBUTES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"unknown or unsupported load balancer attribute {key!r}{hint}")
+            LB_ATTRIBUTES[key][1](key, raw)
+        return value
+
+    def attribute(self, key: str) -> object:
+        default, convert = LB_ATTRIBUTES[key]
+        return convert(key, self.attributes.get(key, default))
+
+
+class TLSOptions(Model):
+    """Beyond ALB: operator control of TLS state."""
+
+    session_ticket_keys: str | None = None
+    session_ticket_rotation_seconds: Annotated[int, Field(ge=60, le=86400)] = 3600
+    session_ticket_lifetime_seconds: Annotated[int, Field(ge=60, le=604800)] = 43200
+    key_log_file: str | None = None
+    handshake_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+class Certificate(Model):
+    certificate: str
+    private_key: str
+    ocsp_staple: str | None = None
+
+
+class TargetGroupTuple(Model):
+    target_group_name: str
+    weight: Annotated[int, Field(ge=0, le=999)] = 1
+
+
+class ForwardConfig(Model):
+    target_groups: Annotated[list[TargetGroupTuple], Field(min_length=1, max_length=1)]
+
+
+class Action(Model):
+    type: Literal["forward"]
+    target_group_name: str | None = None
+    forward_config: ForwardConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_target_group(self) -> Action:
+        if (self.target_group_name is None) == (self.forward_config is None):
+            raise ValueError("a forward action names its target group either by target_group_name or by forward_config")
+        return self
+
+    @property
+    def group(self) -> str:
+        if self.target_group_name is not None:
+            return self.target_group_name
+        assert self.forward_config is not None
+        return self.forward_config.target_groups[0].target_group_name
+
+
+class Listener(Model):
+    protocol: Literal["HTTP", "HTTPS"]
+    port: Annotated[int, Field(ge=1, le=65535)]
+    address: str = "0.0.0.0"
+    ssl_policy: str | None = None
+    alpn_policy: list[str] | None = None
+    certificates: list[Certificate] = Field(default_factory=list)
+    default_actions: Annotated[list[Action], Field(min_length=1, max_length=1)]
+
+    @field_validator("alpn_policy")
+    @classmethod
+    def _known_protocols(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or ():
+            if name not in ("h2", "http/1.1"):
+                raise ValueError(f"alpn_policy may list h2 and http/1.1, not {name!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_needs_certificates(self) -> Listener:
+        if self.protocol == "HTTPS" and not self.certificates:
+            raise ValueError("an HTTPS listener needs at least one certificate")
+        if self.protocol == "HTTP" and (self.certificates or self.ssl_policy):
+            raise ValueError("certificates and ssl_policy belong to HTTPS listeners")
+        return self
+
+    @property
+    def policy(self) -> str:
+        return self.ssl_policy or DEFAULT_POLICY
+
+
+class Target(Model):
+    id: str
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class TargetGroup(Model):
+    name: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")]
+    protocol: Literal["HTTP"] = "HTTP"
+    protocol_version: Literal["HTTP1"] = "HTTP1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 80
+    targets: list[Target] = Field(default_factory=list)
+
+
+class Config(Model):
+    load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
+    tls: TLSOptions = Field(default_factory=TLSOptions)
+    listeners: Annotated[list[Listener], Field(min_length=1, max_length=50)]
+    target_groups: list[TargetGroup] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = [g.name for g in self.target_groups]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"target group names must be unique: {', '.join(sorted(duplicates))}")
+        ports = [(listener.address, listener.port) for listener in self.listeners]
+        if len(set(ports)) != len(ports):
+            raise ValueError("two listeners share an address and port")
+        for i, listener in enumerate(self.listeners):
+            for j, action in enumerate(listener.default_actions):
+                if action.group not in names:
+                    raise ValueError(
+                        f"listeners[{i}].default_actions[{j}] forwards to unknown target group {action.group!r}"
+                    )
+        return self
