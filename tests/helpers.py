@@ -34,8 +34,12 @@ class Albatross:
     """``albatross demo`` in a child process, ready once it prints its listening lines."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None, expect_failure: bool = False,
-                 timeout: float = 20.0) -> None:
-        cmd = [sys.executable, "-m", "albatross", "demo", "--https-port", "0", "--address", "127.0.0.1", *args]
+                 timeout: float = 20.0, targets: int = 0, serve: str | None = None, listeners: int = 1) -> None:
+        if serve is not None:  # `albatross serve CONFIG`
+            cmd = [sys.executable, "-m", "albatross", "serve", serve, *args]
+        else:  # `albatross demo`, by default answering with its built-in page (no targets)
+            cmd = [sys.executable, "-m", "albatross", "demo", "--https-port", "0", "--address", "127.0.0.1",
+                   "--targets", str(targets), *args]
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -47,11 +51,13 @@ class Albatross:
             self.returncode = self.proc.wait(timeout)
             self._reader.join(timeout)
             return
-        want = 2 if "--http-port" in args else 1
+        want = 2 if "--http-port" in args else listeners
         self.wait_for(lambda: len(re.findall(r"albatross: listening (\w+) \S+ (\d+)", self.log)) >= want
                       or self.proc.poll() is not None, timeout)
+        self.listening: list[tuple[str, int]] = []
         for scheme, port in re.findall(r"albatross: listening (\w+) \S+ (\d+)", self.log):
-            self.ports[scheme] = int(port)
+            self.ports.setdefault(scheme, int(port))
+            self.listening.append((scheme, int(port)))
         if self.proc.poll() is not None:
             raise RuntimeError(f"albatross exited with {self.proc.returncode}:\n{self.log}")
 

@@ -48,6 +48,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--handshake-timeout", type=float, default=10.0)
     p.add_argument("--idle-timeout", type=float, default=60.0)
     p.add_argument("--client-keep-alive", type=float, default=3600.0)
+    p.add_argument("--targets", type=int, default=2,
+                   help="built-in demo targets behind the balancer (default 2); 0 answers every request with "
+                        "the built-in page that shows what the client negotiated")
     p.add_argument("--no-uvloop", action="store_true", help="use the plain asyncio event loop")
     p.add_argument("--log-level", default="INFO")
 
@@ -70,7 +73,12 @@ def _certificates(args: argparse.Namespace) -> tuple:  # type: ignore[type-arg]
 
 def _demo(args: argparse.Namespace) -> int:
     from albatross.http.exchange import static
+    from albatross.http.forwarding import ForwardingPolicy
+    from albatross.proxy.app import forward_app
+    from albatross.proxy.forward import Target, TargetGroupRuntime
     from albatross.server.app import page
+    from albatross.server.demo_targets import start_target
+    from albatross.server.upstream import TargetPool
     from albatross.server.lifecycle import Binding, Server
     from albatross.server.listener import Listener, ListenerSettings
     from albatross.server.loop import run
@@ -91,11 +99,43 @@ def _demo(args: argparse.Namespace) -> int:
     listener_settings = ListenerSettings(args.handshake_timeout, args.idle_timeout, args.client_keep_alive)
 
     async def main() -> None:
-        app = static(page)
-        bindings = [Binding(Listener(app, listener_settings, context), args.address, args.https_port, "https")]
+        pools = []
+        if args.targets > 0:
+            group = TargetGroupRuntime("demo")
+            for n in range(args.targets):
+                server = await start_target(f"target-{n + 1}")
+                port = server.sockets[0].getsockname()[1]
+                print(f"albatross: demo target target-{n + 1} on 127.0.0.1 {port}", file=sys.stderr, flush=True)
+                pool = TargetPool("127.0.0.1", port)
+                pools.append(pool)
+                group.targets.append(Target("127.0.0.1", port, pool))
+            https_app = forward_app(group, ForwardingPolicy(), scheme="https")
+            http_app = forward_app(group, ForwardingPolicy(), scheme="http")
+        else:
+            https_app = http_app = static(page)
+        bindings = [Binding(Listener(https_app, listener_settings, context), args.address, args.https_port, "https")]
         if args.http_port is not None:
-            bindings.append(Binding(Listener(app, listener_settings), args.address, args.http_port, "http"))
-        await Server(bindings).run()
+            bindings.append(Binding(Listener(http_app, listener_settings), args.address, args.http_port, "http"))
+        await Server(bindings, pools=pools, idle_timeout=args.idle_timeout).run()
+
+    run(main(), prefer_uvloop=not args.no_uvloop)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from albatross.config import load
+    from albatross.server.lifecycle import Server
+    from albatross.server.loop import run
+    from albatross.server.plan import compile_plan
+    from albatross.tls import open_key_log
+
+    config = load(args.config)
+    plan = compile_plan(config, args.config)
+    if plan.key_log:
+        open_key_log(plan.key_log)
+
+    async def main() -> None:
+        await Server(plan.bindings, pools=plan.pools, idle_timeout=plan.idle_timeout).run()
 
     run(main(), prefer_uvloop=not args.no_uvloop)
     return 0
@@ -113,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="albatross", description="A load balancer in AWS ALB's own terms.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo(sub)
+    serve = sub.add_parser("serve", help="run the load balancer described by a configuration file")
+    serve.add_argument("config", help="YAML (or .json) configuration in ALB's terms")
+    serve.add_argument("--no-uvloop", action="store_true", help="use the plain asyncio event loop")
+    serve.add_argument("--log-level", default="INFO")
     keys = sub.add_parser("tls-keys", help="manage the shared session-ticket key file")
     keys_sub = keys.add_subparsers(dest="action", required=True)
     rotate = keys_sub.add_parser("rotate", help="prepend a fresh key (creating the file if needed), keep the newest")
@@ -140,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "tls-keys":
             return _tls_keys(args)
         return _version()

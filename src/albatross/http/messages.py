@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from email.utils import formatdate
 from http import HTTPStatus
 
 Headers = list[tuple[bytes, bytes]]
 
 SERVER = b"albatross"
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """What the application may know about the client connection."""
+
+    peer: str  # "ip:port" or "[ipv6]:port", for logs
+    tls: object = None  # albatross.tls.HandshakeInfo on TLS listeners
+    client_ip: str = "-"
+    client_port: int = 0
+    local_port: int = 0
+    forwarding: Any = None  # per-connection forwarding data, computed on the first request
 
 
 @dataclass(slots=True)
@@ -22,7 +35,8 @@ class Request:
     http_version: str  # "1.0", "1.1" or "2"
     authority: bytes | None = None  # Host or :authority
     scheme: bytes = b"https"
-    connection: object = None  # the front end's ConnectionInfo (peer address, TLS details)
+    connection: ConnectionInfo | None = None
+    end_stream: bool = False  # HTTP/2: END_STREAM came with the headers (no body follows)
 
 
 @dataclass(slots=True)

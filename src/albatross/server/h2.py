@@ -215,7 +215,8 @@ class H2Server:
             else:
                 headers.append((name, value))
         request = Request(pseudo.get(b":method", b"GET"), pseudo.get(b":path", b"/"), headers, "2",
-                          pseudo.get(b":authority"), pseudo.get(b":scheme", b"https"), self.connection)
+                          pseudo.get(b":authority"), pseudo.get(b":scheme", b"https"), self.connection,
+                          event.end_stream)
         ex = _Exchange2(self, event.stream_id, request)
         self.streams[event.stream_id] = ex
         ex.handler = self.app(request, ex)

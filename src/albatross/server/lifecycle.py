@@ -13,9 +13,11 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from albatross.server.listener import Listener
+from albatross.server.upstream import TargetPool
 
 log = logging.getLogger("albatross")
 
@@ -29,8 +31,11 @@ class Binding:
 
 
 class Server:
-    def __init__(self, bindings: list[Binding], *, grace_seconds: float = 10.0) -> None:
+    def __init__(self, bindings: list[Binding], *, pools: Sequence[TargetPool] = (), idle_timeout: float = 60.0,
+                 grace_seconds: float = 10.0) -> None:
         self.bindings = bindings
+        self.pools = pools
+        self.idle_timeout = idle_timeout
         self.grace_seconds = grace_seconds
         self._stop = asyncio.Event()
 
@@ -67,6 +72,8 @@ class Server:
             b.listener.sweep(now)
             if b.listener.tls is not None:
                 b.listener.tls.refresh(wall)
+        for pool in self.pools:
+            pool.sweep(now, self.idle_timeout)
 
     async def shutdown(self) -> None:
         log.info("stopping: no new connections, %.0f s for open ones to finish", self.grace_seconds)
@@ -88,4 +95,6 @@ class Server:
         for b in self.bindings:
             for conn in list(b.listener.connections):
                 conn.abort()
+        for pool in self.pools:
+            pool.close()
         log.info("stopped")

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from albatross.http.exchange import App
+from albatross.http.messages import ConnectionInfo
 from albatross.http1.connection import H1ServerConnection, error_response, serialize
 from albatross.server.h2 import H2Server
 from albatross.tls import (
@@ -44,14 +45,6 @@ tls_log = logging.getLogger("albatross.tls")
 HIGH_WATER = 256 * 1024
 
 
-@dataclass(slots=True)
-class ConnectionInfo:
-    """What the application may know about the client connection."""
-
-    peer: str
-    tls: HandshakeInfo | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class ListenerSettings:
     handshake_timeout: float = 10.0
@@ -60,12 +53,12 @@ class ListenerSettings:
     max_concurrent_streams: int = 128
 
 
-def _peer(transport: asyncio.BaseTransport) -> str:
-    addr = transport.get_extra_info("peername")
-    if not addr:
-        return "-"
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _connection_info(transport: asyncio.BaseTransport) -> ConnectionInfo:
+    peer = transport.get_extra_info("peername") or ("-", 0)
+    local = transport.get_extra_info("sockname") or ("-", 0)
+    host, port = str(peer[0]), int(peer[1])
+    label = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return ConnectionInfo(label, client_ip=host, client_port=port, local_port=int(local[1]))
 
 
 class Listener:
@@ -88,7 +81,8 @@ class Listener:
             if not conn.ready and now - conn.started > s.handshake_timeout:
                 tls_log.info("TLS handshake from %s timed out after %.0f s", conn.info.peer, s.handshake_timeout)
                 conn.abort()
-            elif now - conn.last_activity > s.idle_timeout:
+            elif now - conn.last_activity > s.idle_timeout and conn.idle():
+                # A request in flight is timed out on the target side (504), not here.
                 log.debug("closing idle connection from %s", conn.info.peer)
                 conn.close()
             elif now - conn.started > s.client_keep_alive and conn.idle():
@@ -111,7 +105,7 @@ class _ClientProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport subclasses
         transport.set_write_buffer_limits(high=HIGH_WATER)
-        self.info.peer = _peer(transport)
+        self.info = _connection_info(transport)
         self.listener.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -185,6 +179,7 @@ class PlainProtocol(_ClientProtocol):
 
     def send(self, data: bytes) -> None:
         if self.transport is not None and not self.closing:
+            self.last_activity = time.monotonic()
             self.transport.write(data)
 
     def close(self) -> None:
@@ -272,6 +267,7 @@ class TLSProtocol(_ClientProtocol):
     def send(self, data: bytes) -> None:
         if self.closing:
             return
+        self.last_activity = time.monotonic()
         try:
             self.tls.send(data)
         except TLSError as exc:

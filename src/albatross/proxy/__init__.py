@@ -1,0 +1,1 @@
+"""Decisions about a request and the forwarding of it to a target (see ``forward``)."""

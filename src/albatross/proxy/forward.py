@@ -1,0 +1,302 @@
+"""One request forwarded to a target: the client side and the target side, streamed both ways.
+
+A :class:`Forward` is the handler the front-end codec gets for a request whose action is
+``forward``. It picks a target, takes a pooled keep-alive connection (or opens one), writes
+the rewritten request head and streams the body; the target's response streams back through
+the codec's responder. Backpressure follows the data: a target that reads slowly pauses the
+client's request body, a client that reads slowly pauses the target connection.
+
+Failures become ALB's status codes while the client has not seen a response head yet:
+502 (refused, reset, closed early or malformed response), 503 (no registered target),
+504 (no connection within the connect timeout, or no answer within the idle timeout), and
+460 is what the access log will say when the client leaves first: the target request is then
+abandoned by closing its connection. After the head was sent, a failure can only cut the
+response short (the codec closes the HTTP/1.1 connection or resets the HTTP/2 stream).
+
+The one retry: when a *reused* connection turns out dead before any byte of the request was
+written (it was found closed when taken), a fresh connection is used instead; a request that
+reached a target is never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from albatross.http.exchange import Handler, Responder
+from albatross.http.forwarding import (
+    ClientSide,
+    ForwardingPolicy,
+    RequestRejected,
+    build_target_request_for,
+    check_request_framing,
+)
+from albatross.http.messages import Headers, Request
+from albatross.http1.connection import error_response
+from albatross.http1.upstream import (
+    BodyReceived,
+    InformationalResponse,
+    ResponseEnded,
+    ResponseStarted,
+    TrailersReceived,
+    response_headers_for_h2,
+)
+
+log = logging.getLogger("albatross.proxy")
+
+MAX_BUFFERED_BODY = 256 * 1024  # request body held while the target connection opens
+
+
+@dataclass(slots=True)
+class Target:
+    host: str
+    port: int
+    pool: object  # albatross.server.upstream.TargetPool
+    outstanding: int = 0
+
+
+@dataclass(slots=True)
+class TargetGroupRuntime:
+    """The targets of one group and the (round-robin) choice among them."""
+
+    name: str
+    targets: list[Target] = field(default_factory=list)
+    _next: int = 0
+
+    def choose(self) -> Target | None:
+        if not self.targets:
+            return None
+        target = self.targets[self._next % len(self.targets)]
+        self._next += 1
+        return target
+
+
+class Forward(Handler):
+    """Forward one request to a target of ``group``."""
+
+    __slots__ = ("request", "responder", "group", "policy", "target", "conn", "framing", "head",
+                 "pending", "pending_bytes", "request_ended", "trailers", "head_sent", "done",
+                 "client_paused", "started")
+
+    def __init__(self, request: Request, responder: Responder, group: TargetGroupRuntime,
+                 policy: ForwardingPolicy, client: ClientSide) -> None:
+        self.request = request
+        self.responder = responder
+        self.group = group
+        self.policy = policy
+        self.conn: object | None = None
+        self.target: Target | None = None
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.request_ended = False
+        self.trailers: Headers | None = None
+        self.head_sent = False
+        self.done = False
+        self.client_paused = False
+        self.started = time.monotonic()
+        try:
+            self.framing = check_request_framing(request.method, request.headers, request.http_version,
+                                                 end_stream=request.end_stream)
+            self.head = build_target_request_for(request, self.framing, client, policy, now=time.time())
+        except RequestRejected as exc:
+            self.fail(exc.status, exc.reason)
+            return
+        self._dispatch()
+
+    # -- choosing a target and a connection ---------------------------------------------------
+
+    def _dispatch(self) -> None:
+        target = self.group.choose()
+        if target is None:
+            self.fail(503, f"target group {self.group.name} has no registered target")
+            return
+        self.target = target
+        target.outstanding += 1
+        conn = target.pool.take_idle()  # type: ignore[attr-defined]
+        if conn is not None:
+            self._attach(conn)
+        else:
+            target.pool.connect(self._connected)  # type: ignore[attr-defined]
+
+    def _connected(self, conn: object | None, error: str, status: int) -> None:
+        if self.done:
+            if conn is not None:
+                conn.release()  # type: ignore[attr-defined]  # unused: back to the pool
+            return
+        if conn is None:
+            self.fail(status, error)
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: object) -> None:
+        self.conn = conn
+        conn.exchange = self  # type: ignore[attr-defined]
+        conn.last_activity = time.monotonic()  # type: ignore[attr-defined]
+        conn.reader.expect(self.request.method)  # type: ignore[attr-defined]
+        out = [self.head]
+        for chunk in self.pending:
+            out.append(self._frame(chunk))
+        self.pending = []
+        if self.request_ended:
+            out.append(self._terminator())
+        conn.write(b"".join(out))  # type: ignore[attr-defined]
+        if self.client_paused:
+            conn.pause_reading()  # type: ignore[attr-defined]
+
+    # -- request body from the client --------------------------------------------------------
+
+    def _frame(self, data: bytes) -> bytes:
+        if self.framing.kind == "chunked":
+            return b"%x\r\n" % len(data) + data + b"\r\n"
+        return data
+
+    def _terminator(self) -> bytes:
+        if self.framing.kind != "chunked":
+            return b""
+        tail = b"".join(n + b": " + v + b"\r\n" for n, v in self.trailers or ())
+        return b"0\r\n" + tail + b"\r\n"
+
+    def body(self, data: bytes) -> None:
+        if self.done or not data:
+            return
+        if self.framing.kind == "none":  # HTTP/2 DATA on a request declared without a body
+            self.upstream_failed("request body on a request without one", status=400)
+            return
+        if self.conn is not None:
+            self.conn.write(self._frame(data))  # type: ignore[attr-defined]
+            return
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        if self.pending_bytes > MAX_BUFFERED_BODY:
+            self.responder.pause_request_body()
+
+    def end(self, trailers: Headers | None = None) -> None:
+        self.request_ended = True
+        self.trailers = trailers
+        if self.conn is not None and not self.done:
+            tail = self._terminator()
+            if tail:
+                self.conn.write(tail)  # type: ignore[attr-defined]
+
+    # -- the response from the target ----------------------------------------------------------
+
+    def upstream_events(self, events: list[object]) -> None:
+        r = self.responder
+        for event in events:
+            if isinstance(event, BodyReceived):
+                r.send_body(event.data)
+            elif isinstance(event, ResponseStarted):
+                self.head_sent = True
+                length = event.content_length if event.framing == "length" else None
+                headers = (response_headers_for_h2(event) if self.request.http_version == "2"
+                           else event.headers)
+                r.send_head(event.status, _end_to_end(headers), content_length=length,
+                            head_only=self.request.method == b"HEAD" or event.framing == "none")
+            elif isinstance(event, ResponseEnded):
+                self._finish(None)
+            elif isinstance(event, TrailersReceived):
+                self._finish(event.headers)
+                return
+            elif isinstance(event, InformationalResponse):
+                r.send_informational(event.status, event.headers)
+
+    def _finish(self, trailers: Headers | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self._release_target()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            if self.request_ended:
+                conn.release()  # type: ignore[attr-defined]
+            else:
+                conn.close()  # type: ignore[attr-defined]  # the target answered before the body ended
+        self.responder.end(trailers)
+
+    def upstream_failed(self, reason: str, *, status: int) -> None:
+        if self.done:
+            return
+        self.conn = None
+        if self.head_sent:
+            self._log(reason, "response cut short")
+            self.done = True
+            self._release_target()
+            self.responder.abort()
+        else:
+            self.fail(status, reason)
+
+    def upstream_writable(self, writable: bool) -> None:
+        if writable:
+            self.responder.resume_request_body()
+        else:
+            self.responder.pause_request_body()
+
+    # -- the client ----------------------------------------------------------------------------
+
+    def client_gone(self) -> None:
+        """460 in ALB's terms: the client left before the response was complete."""
+        if self.done:
+            return
+        self.done = True
+        self._release_target()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()  # type: ignore[attr-defined]  # abandon the target request
+
+    def pause(self) -> None:
+        self.client_paused = True
+        if self.conn is not None:
+            self.conn.pause_reading()  # type: ignore[attr-defined]
+
+    def resume(self) -> None:
+        self.client_paused = False
+        if self.conn is not None:
+            self.conn.resume_reading()  # type: ignore[attr-defined]
+
+    # -- Albatross's own answers ---------------------------------------------------------------
+
+    def _log(self, reason: str, outcome: str) -> None:
+        conn = self.request.connection
+        log.info("%s %s %s from %s: %s", outcome, self.request.method.decode("latin-1"),
+                 self.request.target.decode("latin-1")[:200], conn.peer if conn else "-", reason)
+
+    def fail(self, status: int, reason: str) -> None:
+        """Answer with ALB's own status (no response head was sent yet)."""
+        self._log(reason, str(status))
+        self.done = True
+        self._release_target()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()  # type: ignore[attr-defined]
+        page = error_response(status, _PUBLIC_REASONS.get(status, ""))
+        r = self.responder
+        r.send_head(status, page.headers, content_length=len(page.body), head_only=self.request.method == b"HEAD")
+        if self.request.method != b"HEAD":
+            r.send_body(page.body)
+        r.end()
+
+    def _release_target(self) -> None:
+        if self.target is not None:
+            self.target.outstanding -= 1
+            self.target = None
+
+
+_PUBLIC_REASONS = {
+    400: "The request could not be understood.",
+    463: "Too many addresses in X-Forwarded-For.",
+    501: "Transfer-Encoding not implemented.",
+    502: "The target did not give a valid response.",
+    503: "No target is available to serve this request.",
+    504: "The target did not answer in time.",
+}
+
+_HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te",
+                         b"trailer", b"upgrade", b"content-length", b"http2-settings"))
+
+
+def _end_to_end(headers: Headers) -> Headers:
+    """The target's response fields without framing and hop-by-hop ones (names kept as received);
+    the codec adds its own framing and connection fields."""
+    listed = frozenset(t.strip().lower() for n, v in headers if n.lower() == b"connection" for t in v.split(b","))
+    return [(n, v) for n, v in headers if (low := n.lower()) not in _HOP_BY_HOP and low not in listed]

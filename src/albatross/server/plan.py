@@ -1,0 +1,110 @@
+"""Compile a validated configuration into runtime objects: listeners, TLS contexts, target pools.
+
+This is the second phase of configuration: the model (``albatross.config``) says what was
+asked for; the plan holds what serves it. Problems only visible now (a certificate file that
+cannot be read, an unknown security policy) are reported with the configuration file and the
+place inside it, as validation errors are.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from albatross.config.load import resolve
+from albatross.config.model import Config
+from albatross.errors import ConfigError
+from albatross.http.forwarding import ForwardingPolicy
+from albatross.proxy.app import forward_app
+from albatross.proxy.forward import Target, TargetGroupRuntime
+from albatross.server.lifecycle import Binding
+from albatross.server.listener import Listener, ListenerSettings
+from albatross.server.upstream import TargetPool
+from albatross.tls import CertificateSpec, ServerContext, TicketKeyRing, TLSSettings, get_policy
+
+
+@dataclass(slots=True)
+class Plan:
+    bindings: list[Binding] = field(default_factory=list)
+    groups: dict[str, TargetGroupRuntime] = field(default_factory=dict)
+    pools: list[TargetPool] = field(default_factory=list)
+    idle_timeout: float = 60.0
+    key_log: str | None = None
+
+
+def forwarding_policy(config: Config) -> ForwardingPolicy:
+    lb = config.load_balancer
+    return ForwardingPolicy(
+        xff_mode=str(lb.attribute("routing.http.xff_header_processing.mode")),
+        xff_client_port=bool(lb.attribute("routing.http.xff_client_port.enabled")),
+        preserve_host=bool(lb.attribute("routing.http.preserve_host_header.enabled")),
+        drop_invalid_header_fields=bool(lb.attribute("routing.http.drop_invalid_header_fields.enabled")),
+        desync_mitigation_mode=str(lb.attribute("routing.http.desync_mitigation_mode")),
+    )
+
+
+def compile_plan(config: Config, source: str) -> Plan:
+    base = os.path.dirname(os.path.abspath(source))
+    lb = config.load_balancer
+    plan = Plan(idle_timeout=float(lb.attribute("idle_timeout.timeout_seconds")))  # type: ignore[arg-type]
+    plan.key_log = resolve(config.tls.key_log_file, base) or os.environ.get("SSLKEYLOGFILE") or None
+    for group in config.target_groups:
+        runtime = TargetGroupRuntime(group.name)
+        for t in group.targets:
+            pool = TargetPool(t.id, t.port or group.port)
+            plan.pools.append(pool)
+            runtime.targets.append(Target(t.id, t.port or group.port, pool))
+        plan.groups[group.name] = runtime
+    settings = ListenerSettings(
+        handshake_timeout=config.tls.handshake_timeout_seconds,
+        idle_timeout=plan.idle_timeout,
+        client_keep_alive=float(lb.attribute("client_keep_alive.seconds")),  # type: ignore[arg-type]
+    )
+    policy = forwarding_policy(config)
+    http2 = bool(lb.attribute("routing.http2.enabled"))
+    ring: TicketKeyRing | None = None
+    for i, listener in enumerate(config.listeners):
+        scheme = "https" if listener.protocol == "HTTPS" else "http"
+        app = forward_app(plan.groups[listener.default_actions[0].group], policy, scheme=scheme)
+        tls = None
+        if listener.protocol == "HTTPS":
+            if ring is None:
+                ring = _ticket_ring(config, base, source)
+            tls = _tls_context(config, i, base, source, ring, http2)
+        plan.bindings.append(Binding(Listener(app, settings, tls), listener.address, listener.port, scheme))
+    return plan
+
+
+def _ticket_ring(config: Config, base: str, source: str) -> TicketKeyRing:
+    path = resolve(config.tls.session_ticket_keys, base)
+    try:
+        return TicketKeyRing(path, config.tls.session_ticket_rotation_seconds, now=time.time())
+    except ConfigError as exc:
+        raise ConfigError(source, str(exc), where="tls.session_ticket_keys") from None
+
+
+def _tls_context(config: Config, index: int, base: str, source: str, ring: TicketKeyRing,
+                 http2: bool) -> ServerContext:
+    listener = config.listeners[index]
+    where = f"listeners[{index}]"
+    try:
+        get_policy(listener.policy)
+    except ConfigError as exc:
+        raise ConfigError(source, exc.reason, where=f"{where}.ssl_policy") from None
+    certificates = tuple(
+        CertificateSpec(resolve(c.certificate, base) or "", resolve(c.private_key, base) or "",
+                        resolve(c.ocsp_staple, base))
+        for c in listener.certificates
+    )
+    settings = TLSSettings(
+        certificates=certificates,
+        policy=listener.policy,
+        alpn_policy=tuple(listener.alpn_policy) if listener.alpn_policy is not None else ("h2", "http/1.1"),
+        http2_enabled=http2,
+        ticket_lifetime_seconds=config.tls.session_ticket_lifetime_seconds,
+    )
+    try:
+        return ServerContext(settings, ring, key_log=bool(config.tls.key_log_file or os.environ.get("SSLKEYLOGFILE")))
+    except ConfigError as exc:
+        raise ConfigError(source, str(exc), where=f"{where}.certificates") from None

@@ -1,0 +1,274 @@
+"""The data plane end to end: clients -> Albatross (`serve CONFIG`) -> real target servers.
+
+Targets are ``tests/target_server.py`` (h11, independent of Albatross's HTTP code) in their
+own processes. Clients are curl, nghttp, httpx (+h2) and raw sockets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.helpers import Albatross, connect, run
+
+
+class TargetProcess:
+    """One test target in a child process; ``events`` collects what it reports."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.target_server", name], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, cwd=Path(__file__).parents[2])
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        m = re.match(rf"target {name} listening (\d+)", line)
+        assert m, line
+        self.port = int(m.group(1))
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not any(text in line for line in self.lines):
+                left = deadline - time.monotonic()
+                assert left > 0, f"target {self.name} never reported {text!r}: {self.lines}"
+                self._cond.wait(left)
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def targets():  # type: ignore[no-untyped-def]
+    procs = [TargetProcess("t1"), TargetProcess("t2")]
+    yield procs
+    for p in procs:
+        p.stop()
+
+
+def write_config(path: Path, cert, groups: dict[str, list[int]], default: str = "main",  # type: ignore[no-untyped-def]
+                 attributes: dict[str, object] | None = None) -> Path:
+    config = {
+        "load_balancer": {"name": "test", "attributes": attributes or {}},
+        "listeners": [
+            {"protocol": "HTTPS", "port": free_port(), "address": "127.0.0.1",
+             "certificates": [{"certificate": str(cert.cert), "private_key": str(cert.key)}],
+             "default_actions": [{"type": "forward", "target_group_name": default}]},
+            {"protocol": "HTTP", "port": free_port(), "address": "127.0.0.1",
+             "default_actions": [{"type": "forward", "target_group_name": default}]},
+        ],
+        "target_groups": [
+            {"name": name, "targets": [{"id": "127.0.0.1", "port": p} for p in ports]}
+            for name, ports in groups.items()
+        ],
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def closed_port() -> int:
+    return free_port()  # nothing listens there once the probe socket is closed
+
+
+@pytest.fixture(scope="module")
+def lb(targets, site_rsa, tmp_path_factory):  # type: ignore[no-untyped-def]
+    path = write_config(tmp_path_factory.mktemp("lb") / "albatross.yaml", site_rsa,
+                        {"main": [t.port for t in targets]})
+    with Albatross(serve=str(path), listeners=2) as proc:
+        yield proc
+
+
+def tls() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def client(http2: bool) -> httpx.Client:
+    return httpx.Client(http2=http2, verify=tls(), timeout=60)
+
+
+def header(echo: dict, name: str) -> list[str]:  # type: ignore[type-arg]
+    return [v for n, v in echo["headers"] if n.lower() == name.lower()]
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2"])
+def test_request_reaches_a_target_with_albs_headers(lb: Albatross, http2: bool) -> None:
+    with client(http2) as c:
+        r = c.get(f"https://127.0.0.1:{lb.port}/echo?x=1", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert r.status_code == 200 and r.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+    echo = r.json()
+    assert echo["target_uri"] == "/echo?x=1"
+    assert header(echo, "X-Forwarded-For") == ["203.0.113.7, 127.0.0.1"]
+    assert header(echo, "X-Forwarded-Proto") == ["https"]
+    assert header(echo, "X-Forwarded-Port") == [str(lb.port)]
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", header(echo, "X-Amzn-Trace-Id")[0])
+    assert header(echo, "Host") == [f"127.0.0.1:{lb.port}"]
+    assert not header(echo, "Connection") or header(echo, "Connection") == ["keep-alive"]
+    assert r.headers["x-target"] in ("t1", "t2")
+
+
+def test_round_robin_spreads_requests_over_both_targets(lb: Albatross) -> None:
+    with client(False) as c:
+        seen = [c.get(f"https://127.0.0.1:{lb.port}/echo").headers["x-target"] for _ in range(10)]
+    assert sorted(set(seen)) == ["t1", "t2"]
+    assert seen.count("t1") == 5
+
+
+def test_plain_http_listener_forwards_with_proto_http(lb: Albatross) -> None:
+    http_port = [p for scheme, p in lb.listening if scheme == "http"][0]
+    r = httpx.get(f"http://127.0.0.1:{http_port}/echo")
+    assert header(r.json(), "X-Forwarded-Proto") == ["http"]
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2"])
+@pytest.mark.parametrize("size", [0, 1, 65543, 5 * 1024 * 1024])
+def test_bodies_arrive_byte_identical_both_ways(lb: Albatross, http2: bool, size: int) -> None:
+    from tests.target_server import pattern
+
+    body = pattern(size)
+    with client(http2) as c:
+        up = c.post(f"https://127.0.0.1:{lb.port}/echo", content=body)
+        down = c.get(f"https://127.0.0.1:{lb.port}/bytes/{size}")
+        chunked = c.get(f"https://127.0.0.1:{lb.port}/chunked/{size}")
+    assert up.json()["body_length"] == size
+    assert up.json()["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert hashlib.sha256(down.content).hexdigest() == down.headers["x-body-sha256"]
+    assert len(down.content) == size
+    assert hashlib.sha256(chunked.content).hexdigest() == chunked.headers["x-body-sha256"]
+
+
+def test_http2_many_streams_on_one_connection(lb: Albatross) -> None:
+    out = run(["h2load", "-n", "400", "-c", "1", "-m", "128", f"https://127.0.0.1:{lb.port}/echo"], timeout=120).stdout
+    assert "400 succeeded, 0 failed, 0 errored" in out, out
+    assert "status codes: 400 2xx" in out
+
+
+def test_curl_http2_through_to_the_target(lb: Albatross) -> None:
+    out = run(["curl", "-sk", "-v", "--http2", f"https://127.0.0.1:{lb.port}/echo"], timeout=30).stdout
+    assert "ALPN: server accepted h2" in out
+    assert re.search(r"^< x-target: t[12]", out, re.M)
+    assert '"target": "t' in out
+
+
+# -- ALB's own error responses ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def broken_lb(targets, site_rsa, tmp_path_factory):  # type: ignore[no-untyped-def]
+    path = write_config(tmp_path_factory.mktemp("broken") / "albatross.yaml", site_rsa,
+                        {"main": [targets[0].port], "empty": [], "refused": [closed_port()]},
+                        attributes={"idle_timeout.timeout_seconds": 2})
+    with Albatross(serve=str(path), listeners=2) as proc:
+        yield proc
+
+
+def test_no_registered_target_is_503(tmp_path, site_rsa) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(tmp_path / "a.yaml", site_rsa, {"empty": []}, default="empty")
+    with Albatross(serve=str(path), listeners=2) as proc, client(False) as c:
+        r = c.get(f"https://127.0.0.1:{proc.port}/")
+    assert r.status_code == 503 and r.headers["server"] == "albatross"
+    assert "<title>503 Service Unavailable</title>" in r.text
+
+
+def test_refused_target_is_502(tmp_path, site_rsa) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(tmp_path / "a.yaml", site_rsa, {"refused": [closed_port()]}, default="refused")
+    with Albatross(serve=str(path), listeners=2) as proc:
+        for http2 in (False, True):
+            with client(http2) as c:
+                r = c.get(f"https://127.0.0.1:{proc.port}/")
+            assert r.status_code == 502
+        proc.wait_for_log(r"cannot connect to target 127\.0\.0\.1:\d+")
+
+
+@pytest.mark.parametrize("path", ["/close-early", "/garbage"])
+def test_target_failing_before_the_response_is_502(broken_lb: Albatross, path: str) -> None:
+    with client(False) as c:
+        assert c.get(f"https://127.0.0.1:{broken_lb.port}{path}").status_code == 502
+        assert c.get(f"https://127.0.0.1:{broken_lb.port}/echo").status_code == 200  # the next one is fine
+
+
+def test_target_dying_mid_response_cuts_the_response(broken_lb: Albatross) -> None:
+    for http2 in (False, True):
+        with client(http2) as c, pytest.raises(httpx.HTTPError):
+            c.get(f"https://127.0.0.1:{broken_lb.port}/close-mid")
+    with client(False) as c:
+        assert c.get(f"https://127.0.0.1:{broken_lb.port}/echo").status_code == 200
+
+
+def test_target_that_never_answers_is_504_after_the_idle_timeout(broken_lb: Albatross) -> None:
+    started = time.monotonic()
+    with client(False) as c:
+        r = c.get(f"https://127.0.0.1:{broken_lb.port}/hang")
+    assert r.status_code == 504
+    assert time.monotonic() - started < 10
+
+
+def test_client_leaving_early_abandons_the_target_request(broken_lb: Albatross, targets) -> None:  # type: ignore[no-untyped-def]
+    http_port = [p for scheme, p in broken_lb.listening if scheme == "http"][0]
+    before = len(targets[0].lines)
+    with connect(http_port) as sock:
+        sock.sendall(b"GET /slow/5000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)  # let the request reach the target (nothing to wait on from outside)
+    # 460: the balancer closes its connection to the target instead of waiting for the answer.
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline and not any("closed" in line for line in targets[0].lines[before:]):
+        time.sleep(0.05)
+    assert any("closed" in line for line in targets[0].lines[before:])
+
+
+def test_too_many_forwarded_addresses_is_463(lb: Albatross) -> None:
+    xff = ", ".join(f"10.0.0.{i}" for i in range(31))
+    with client(False) as c:
+        r = c.get(f"https://127.0.0.1:{lb.port}/echo", headers={"X-Forwarded-For": xff})
+    assert r.status_code == 463
+
+
+@pytest.mark.parametrize("raw", [
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    b"GET /echo HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+    b"GET /echo HTTP/1.1\nHost: x\n\n",
+])
+def test_request_smuggling_attempts_are_refused(lb: Albatross, targets, raw: bytes) -> None:  # type: ignore[no-untyped-def]
+    http_port = [p for scheme, p in lb.listening if scheme == "http"][0]
+    with connect(http_port) as sock:
+        sock.sendall(raw + b"GET /echo HTTP/1.1\r\nHost: smuggled\r\n\r\n")
+        sock.settimeout(10)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400 ") or data.startswith(b"HTTP/1.1 501 "), data[:200]
+    assert b"smuggled" not in data
+    assert data.count(b"HTTP/1.1 ") == 1
