@@ -11,12 +11,16 @@ can watch what happened on the target side. Paths:
 * ``/slow/MS``: answers after MS milliseconds;
 * ``/close-early``: closes without a response;
 * ``/close-mid``: sends a head with Content-Length 1000, 10 bytes, then closes;
-* ``/garbage``: answers with bytes that are not HTTP.
+* ``/garbage``: answers with bytes that are not HTTP;
+* ``/bigheader``: a response whose header block is over 32 KiB;
+* ``/ws``: accepts a WebSocket upgrade, then echoes raw bytes, the first
+  of them prefixed with ``NAME:``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import sys
@@ -59,6 +63,8 @@ class Target:
         if not isinstance(request, h11.Request):
             return False
         digest, length = hashlib.sha256(), 0
+        if conn.client_is_waiting_for_100_continue:
+            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[("X-Target", self.name)])))
         while True:
             event = await self._next(conn, reader)
             if isinstance(event, h11.Data):
@@ -69,6 +75,9 @@ class Target:
             else:
                 return False
         path = request.target.decode()
+        if path == "/ws":
+            await self._websocket_echo(conn, request, reader, writer)
+            return False
         if path == "/hang" or path.startswith("/slow/"):
             delay = 3600.0 if path == "/hang" else int(path.split("/")[2]) / 1000
             try:  # wait, but notice at once when the balancer gives up on us (EOF)
@@ -80,6 +89,10 @@ class Target:
             return False
         if path == "/garbage":
             writer.write(b"this is not HTTP at all\r\n\r\n")
+            await writer.drain()
+            return False
+        if path == "/bigheader":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Big: " + b"b" * 40000 + b"\r\n\r\n")
             await writer.drain()
             return False
         if path == "/close-mid":
@@ -110,6 +123,25 @@ class Target:
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+
+    async def _websocket_echo(self, conn: h11.Connection, request: h11.Request, reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        """Accept the upgrade, then echo raw bytes (first prefixed with the target's name) until EOF."""
+        key = dict(request.headers).get(b"sec-websocket-key", b"")
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        writer.write(conn.send(h11.InformationalResponse(status_code=101, headers=[
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)])))
+        data, _ = conn.trailing_data
+        prefix = self.name.encode() + b":"  # once per connection: says which target holds the tunnel
+        while True:
+            if data:
+                writer.write(prefix + data)
+                prefix = b""
+                await writer.drain()
+            data = await reader.read(65536)
+            if not data:
+                return
 
 
 async def main(name: str) -> None:

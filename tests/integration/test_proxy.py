@@ -272,3 +272,79 @@ def test_request_smuggling_attempts_are_refused(lb: Albatross, targets, raw: byt
     assert data.startswith(b"HTTP/1.1 400 ") or data.startswith(b"HTTP/1.1 501 "), data[:200]
     assert b"smuggled" not in data
     assert data.count(b"HTTP/1.1 ") == 1
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_websocket_upgrade_is_tunnelled(lb: Albatross, scheme: str) -> None:
+    port = lb.port if scheme == "https" else [p for s, p in lb.listening if s == "http"][0]
+    raw = connect(port)
+    sock = tls().wrap_socket(raw, server_hostname="a.test") if scheme == "https" else raw
+    with sock:
+        sock.sendall(b"GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+        prefix = 3  # "t1:" or "t2:" before the first echoed byte
+        for message in (b"hello", b"x" * 100_000):
+            sock.sendall(message)
+            want = len(message) + prefix
+            while len(rest) < want:
+                chunk = sock.recv(65536)
+                assert chunk
+                rest += chunk
+            if prefix:
+                assert rest[:3] in (b"t1:", b"t2:")
+            assert rest[prefix:want] == message
+            rest, prefix = rest[want:], 0
+
+
+def test_oversized_target_response_header_is_502(broken_lb: Albatross) -> None:
+    with client(False) as c:
+        assert c.get(f"https://127.0.0.1:{broken_lb.port}/bigheader").status_code == 502
+
+
+def test_trace_is_405_and_never_forwarded(lb: Albatross) -> None:
+    with client(False) as c:
+        assert c.request("TRACE", f"https://127.0.0.1:{lb.port}/echo").status_code == 405
+
+
+def test_expect_100_continue_is_relayed(lb: Albatross) -> None:
+    http_port = [p for s, p in lb.listening if s == "http"][0]
+    with connect(http_port) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = sock.recv(4096)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")  # from the target, before the body
+        sock.sendall(b"hello")
+        data = b""
+        while b'"body_length": 5' not in data:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+    assert b"HTTP/1.1 200 OK" in data
+
+
+def test_h2c_upgrade_is_never_forwarded(lb: Albatross) -> None:
+    http_port = [p for s, p in lb.listening if s == "http"][0]
+    out = run(["curl", "-sS", "-D", "-", "--http2", f"http://127.0.0.1:{http_port}/echo"], timeout=30).stdout
+    head, _, body = out.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200 OK")  # no 101: the client stays on HTTP/1.1
+    echo = json.loads(body)
+    assert not header(echo, "Upgrade") and not header(echo, "HTTP2-Settings")
+    assert "upgrade" not in " ".join(header(echo, "Connection")).lower()
+
+
+def test_client_stalling_mid_request_gets_408(broken_lb: Albatross) -> None:
+    http_port = [p for s, p in broken_lb.listening if s == "http"][0]
+    with connect(http_port) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
+        sock.settimeout(15)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")

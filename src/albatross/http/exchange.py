@@ -29,6 +29,8 @@ class Responder(Protocol):
     def abort(self) -> None: ...
     def pause_request_body(self) -> None: ...
     def resume_request_body(self) -> None: ...
+    def send_upgrade(self, status: int, headers: Headers) -> None: ...
+    def send_raw(self, data: bytes) -> None: ...
 
 
 class Handler:
@@ -48,6 +50,13 @@ class Handler:
 
     def resume(self) -> None:
         """The client reads again."""
+
+    def wants_tunnel(self) -> bool:
+        """True when this handler forwards a protocol upgrade (WebSocket) and can tunnel."""
+        return False
+
+    def tunnel_data(self, data: bytes) -> None:
+        """Raw bytes from the client after an accepted upgrade."""
 
 
 App = Callable[[Request, Responder], Handler]

@@ -185,6 +185,18 @@ class _Exchange1:
         self.keep_alive = False
         self.conn.abort()
 
+    def send_upgrade(self, status: int, headers: Headers) -> None:
+        """101 Switching Protocols: the head as the target sent it, then a raw tunnel."""
+        self.head_sent = True
+        self.keep_alive = False
+        out = [status_line(status)] + [n + b": " + v + b"\r\n" for n, v in headers]
+        self.conn.owner.send(b"".join(out) + b"\r\n")
+        self.conn.tunnel = self
+
+    def send_raw(self, data: bytes) -> None:
+        if data:
+            self.conn.owner.send(data)
+
     def pause_request_body(self) -> None:
         self.conn.set_body_paused(True)
 
@@ -197,7 +209,7 @@ class H1ServerConnection:
 
     __slots__ = ("app", "owner", "scheme", "connection", "closing", "_parser", "_url", "_headers",
                  "_header_bytes", "_current", "_active", "_queue", "_in_message", "_body_paused",
-                 "_queue_paused", "requests_served")
+                 "_queue_paused", "requests_served", "tunnel", "_completed")
 
     def __init__(self, app: App, owner: Owner, *, scheme: bytes = b"https", connection: object = None) -> None:
         self.app = app
@@ -216,16 +228,23 @@ class H1ServerConnection:
         self._body_paused = False
         self._queue_paused = False
         self.requests_served = 0
+        self.tunnel: _Exchange1 | None = None  # after 101 Switching Protocols: raw bytes both ways
+        self._completed: _Exchange1 | None = None  # the last request parsed whole
 
     # -- owner side -----------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            if tunnel.handler is not None:
+                tunnel.handler.tunnel_data(data)
+            return
         if self.closing:
             return
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._reject(400, "protocol upgrade is not supported here")
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade(data[exc.args[0]:])
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, RequestRejected):
@@ -239,9 +258,43 @@ class H1ServerConnection:
             else:
                 self._reject(400, f"malformed request: {exc}")
 
+    def _upgrade(self, rest: bytes) -> None:
+        """llhttp stopped after a request asking for an upgrade. A WebSocket handshake that the
+        handler forwards waits for the target's 101 (bytes after it go into the tunnel); any other
+        upgrade (``h2c``, ...) is ignored and the connection goes on as HTTP/1.1."""
+        ex = self._completed
+        if ex is not None and ex.handler is not None and ex.handler.wants_tunnel():
+            self.closing = True  # no more HTTP on this connection, whatever the target says
+            self.tunnel = ex
+            if rest:
+                ex.handler.tunnel_data(rest)
+            return
+        self._parser = httptools.HttpRequestParser(self)
+        if rest:
+            self.receive_data(rest)
+
     def idle(self) -> bool:
         """True between requests (nothing partially received, nothing being answered)."""
         return not self._in_message and self._active is None
+
+    def request_timeout(self) -> None:
+        """The client sent nothing for the idle timeout while a request was half received: 408.
+
+        A request that was received whole and waits for its target is left alone (the target
+        side answers 504 if the target is the one that stalls).
+        """
+        if not self._in_message:
+            return
+        current, self._current = self._current, None
+        self._in_message = False
+        if current is not None and current is self._active:
+            self._active = None
+            if current.handler is not None:
+                current.handler.client_gone()
+            if current.head_sent:
+                self.abort()
+                return
+        self._reject(408, "the request was not complete within the idle timeout")
 
     def pause_writing(self) -> None:
         if self._active is not None and self._active.handler is not None:
@@ -359,5 +412,6 @@ class H1ServerConnection:
     def on_message_complete(self) -> None:
         self._in_message = False
         current, self._current = self._current, None
+        self._completed = current
         if current is not None:
             current.request_complete()

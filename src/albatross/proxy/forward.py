@@ -40,6 +40,7 @@ from albatross.http1.upstream import (
     ResponseEnded,
     ResponseStarted,
     TrailersReceived,
+    Upgraded,
     response_headers_for_h2,
 )
 
@@ -77,7 +78,7 @@ class Forward(Handler):
 
     __slots__ = ("request", "responder", "group", "policy", "target", "conn", "framing", "head",
                  "pending", "pending_bytes", "request_ended", "trailers", "head_sent", "done",
-                 "client_paused", "started")
+                 "client_paused", "started", "tunnel")
 
     def __init__(self, request: Request, responder: Responder, group: TargetGroupRuntime,
                  policy: ForwardingPolicy, client: ClientSide) -> None:
@@ -94,6 +95,7 @@ class Forward(Handler):
         self.head_sent = False
         self.done = False
         self.client_paused = False
+        self.tunnel = False
         self.started = time.monotonic()
         try:
             self.framing = check_request_framing(request.method, request.headers, request.http_version,
@@ -133,7 +135,7 @@ class Forward(Handler):
         self.conn = conn
         conn.exchange = self  # type: ignore[attr-defined]
         conn.last_activity = time.monotonic()  # type: ignore[attr-defined]
-        conn.reader.expect(self.request.method)  # type: ignore[attr-defined]
+        conn.reader.expect(self.request.method, upgrade=self.framing.upgrade)  # type: ignore[attr-defined]
         out = [self.head]
         for chunk in self.pending:
             out.append(self._frame(chunk))
@@ -200,6 +202,45 @@ class Forward(Handler):
                 return
             elif isinstance(event, InformationalResponse):
                 r.send_informational(event.status, event.headers)
+            elif isinstance(event, Upgraded):
+                self._start_tunnel(event)
+                return
+
+    # -- WebSocket: after the target's 101, bytes flow both ways untouched ------------------------
+
+    def wants_tunnel(self) -> bool:
+        return self.framing.upgrade
+
+    def _start_tunnel(self, event: Upgraded) -> None:
+        self.head_sent = True
+        self.tunnel = True
+        conn = self.conn
+        assert conn is not None
+        conn.tunnel = True  # type: ignore[attr-defined]
+        self.responder.send_upgrade(event.status, event.headers)
+        self.responder.send_raw(event.rest)
+        if self.pending:  # client bytes that arrived before the 101
+            conn.write(b"".join(self.pending))  # type: ignore[attr-defined]
+            self.pending = []
+
+    def tunnel_data(self, data: bytes) -> None:
+        if self.done:
+            return
+        if self.tunnel and self.conn is not None:
+            self.conn.write(data)  # type: ignore[attr-defined]
+        else:
+            self.pending.append(data)
+
+    def tunnel_from_target(self, data: bytes) -> None:
+        self.responder.send_raw(data)
+
+    def tunnel_closed(self) -> None:
+        """The target closed its side of the tunnel: close the client's too."""
+        if not self.done:
+            self.done = True
+            self._release_target()
+            self.conn = None
+            self.responder.abort()
 
     def _finish(self, trailers: Headers | None) -> None:
         if self.done:

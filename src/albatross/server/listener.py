@@ -81,10 +81,8 @@ class Listener:
             if not conn.ready and now - conn.started > s.handshake_timeout:
                 tls_log.info("TLS handshake from %s timed out after %.0f s", conn.info.peer, s.handshake_timeout)
                 conn.abort()
-            elif now - conn.last_activity > s.idle_timeout and conn.idle():
-                # A request in flight is timed out on the target side (504), not here.
-                log.debug("closing idle connection from %s", conn.info.peer)
-                conn.close()
+            elif now - conn.last_activity > s.idle_timeout:
+                conn.idle_timeout()
             elif now - conn.started > s.client_keep_alive and conn.idle():
                 conn.close()
 
@@ -153,6 +151,15 @@ class _ClientProtocol(asyncio.Protocol):
 
     def idle(self) -> bool:
         return self.codec is None or self.codec.idle()
+
+    def idle_timeout(self) -> None:
+        """Nothing moved for idle_timeout: close an idle connection, answer 408 to a half-received
+        request; a request waiting for its target is timed out on the target side (504)."""
+        if self.idle():
+            log.debug("closing idle connection from %s", self.info.peer)
+            self.close()
+        elif isinstance(self.codec, H1ServerConnection):
+            self.codec.request_timeout()
 
     def send(self, data: bytes) -> None:
         raise NotImplementedError

@@ -42,7 +42,7 @@ class Exchange(Protocol):
 
 
 class UpstreamConnection(asyncio.Protocol):
-    __slots__ = ("pool", "transport", "reader", "exchange", "last_activity", "closed", "requests")
+    __slots__ = ("pool", "transport", "reader", "exchange", "last_activity", "closed", "requests", "tunnel")
 
     def __init__(self, pool: TargetPool) -> None:
         self.pool = pool
@@ -52,6 +52,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.last_activity = time.monotonic()
         self.closed = False
         self.requests = 0
+        self.tunnel = False  # after a 101: raw bytes to and from the exchange
 
     # -- asyncio ---------------------------------------------------------------------------------
 
@@ -66,6 +67,9 @@ class UpstreamConnection(asyncio.Protocol):
             log.info("target %s sent data on an idle connection; closing it", self.pool.label)
             self.close()
             return
+        if self.tunnel:
+            exchange.tunnel_from_target(data)  # type: ignore[attr-defined]
+            return
         try:
             events = self.reader.receive_data(data)
         except UpstreamProtocolError as exc:
@@ -77,6 +81,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         exchange = self.exchange
+        if exchange is not None and self.tunnel:
+            self.exchange = None
+            exchange.tunnel_closed()  # type: ignore[attr-defined]
+            return False
         if exchange is not None:
             try:
                 events = self.reader.end_of_input()
