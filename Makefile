@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 # Build: compiler, headers, venv. Tests: the real clients and tools the suite drives.
 APT_BUILD := build-essential python3-dev python3-venv libssl-dev libnghttp2-dev
-APT_TEST := openssl curl nghttp2-client chromium tshark
+APT_TEST := openssl curl nghttp2-client chromium tshark nginx
 APT_BENCH := nginx wrk
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
