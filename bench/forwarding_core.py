@@ -1,6 +1,6 @@
 """Micro-benchmark: µs per request head built for a target, and per response read from one.
 
-Method: a browser-like GET with 10 fields (as in proxy-design.md) goes through
+Method: a browser-like GET with 10 fields goes through
 ``check_request_framing`` and ``build_target_request`` (XFF append, trace id drawn from the
 pool); a small nginx-like response (6 fields, 47-byte body) arriving in one read goes through
 ``ResponseReader.expect`` + ``receive_data`` (and, separately, ``serialize_response_head``).

@@ -1,7 +1,7 @@
 """libnghttp2 declarations and receive-side C helpers for ``albatross._native`` (see build_native.py
 for the layout; the session API built on them is in nghttp2_session.py).
 
-The server-side HTTP/2 session is driven entirely from C ("V3" in docs/http2-design.md): no
+The server-side HTTP/2 session is driven entirely from C: no
 ``extern "Python"`` callback exists, so no Python code runs per frame or per header.
 
 * **Events.** The C callbacks append fixed 16-byte records (``alb_h2_evhdr``) plus a payload to

@@ -214,7 +214,7 @@ class FinishedHoldingRelay:
 
 
 def chromium_dump_dom(url: str, profile: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium (tls-design.md section 3) limited to TLS 1.2, ``--dump-dom url``."""
+    """Headless Chromium limited to TLS 1.2, ``--dump-dom url``."""
     exe = require_tool("chromium")
     if profile.exists():
         shutil.rmtree(profile)

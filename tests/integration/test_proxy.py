@@ -348,3 +348,14 @@ def test_client_stalling_mid_request_gets_408(broken_lb: Albatross) -> None:
         while chunk := sock.recv(65536):
             data += chunk
     assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2"])
+def test_head_keeps_the_targets_length_and_headers_are_not_doubled(lb: Albatross, http2: bool) -> None:
+    with client(http2) as c:
+        head = c.head(f"https://127.0.0.1:{lb.port}/bytes/1234")
+        get = c.get(f"https://127.0.0.1:{lb.port}/bytes/1234")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == "1234"
+    assert len(get.headers.get_list("date")) == 1  # the target's own Date, not a second one
+    assert "server" not in get.headers  # the target sent none; Albatross adds none to proxied responses

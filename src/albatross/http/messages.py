@@ -71,3 +71,11 @@ class DateHeader:
 
 
 DATE = DateHeader()
+
+
+def has_date(headers: Headers) -> bool:
+    """True when the fields already carry a Date (a target's response usually does)."""
+    for name, _ in headers:
+        if len(name) == 4 and name.lower() == b"date":
+            return True
+    return False

@@ -30,7 +30,7 @@ from typing import Protocol
 import httptools
 
 from albatross.http.exchange import App, Handler, static
-from albatross.http.messages import DATE, SERVER, Headers, Request, Response, reason
+from albatross.http.messages import DATE, SERVER, Headers, Request, Response, has_date, reason
 
 log = logging.getLogger("albatross.http")
 
@@ -70,22 +70,18 @@ def error_response(status: int, message: str) -> Response:
         f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
         f"<center>{message}</center>\r\n</body>\r\n</html>\r\n"
     ).encode()
-    return Response(status, [(b"Content-Type", b"text/html")], body)
+    return Response(status, [(b"Server", SERVER), (b"Content-Type", b"text/html")], body)
 
 
 def serialize(response: Response, *, head: bool, close: bool) -> bytes:
     """A whole response for a client that is not (or no longer) speaking through a codec."""
-    out = [status_line(response.status), b"Date: " + DATE.value() + b"\r\nServer: " + SERVER + b"\r\n"]
+    out = [status_line(response.status), b"Date: " + DATE.value() + b"\r\n"]
     out += [name + b": " + value + b"\r\n" for name, value in response.headers]
     out.append(b"Content-Length: %d\r\n" % len(response.body))
     out.append(b"Connection: close\r\n\r\n" if close else b"Connection: keep-alive\r\n\r\n")
     if not head:
         out.append(response.body)
     return b"".join(out)
-
-
-def _has_server(headers: Headers) -> bool:
-    return any(n.lower() == b"server" for n, _ in headers)
 
 
 class _Exchange1:
@@ -145,9 +141,9 @@ class _Exchange1:
         self.head_sent = True
         if not self.request_done:
             self.keep_alive = False  # the rest of the request body cannot be skipped safely
-        out = [status_line(status), b"Date: " + DATE.value() + b"\r\n"]
-        if not _has_server(headers):
-            out.append(b"Server: " + SERVER + b"\r\n")
+        out = [status_line(status)]
+        if not has_date(headers):
+            out.append(b"Date: " + DATE.value() + b"\r\n")
         out += [n + b": " + v + b"\r\n" for n, v in headers]
         if content_length is not None:
             out.append(b"Content-Length: %d\r\n" % content_length)

@@ -190,7 +190,8 @@ class Forward(Handler):
                 r.send_body(event.data)
             elif isinstance(event, ResponseStarted):
                 self.head_sent = True
-                length = event.content_length if event.framing == "length" else None
+                # HEAD and 304 answers keep the target's Content-Length (the representation's size).
+                length = event.content_length if event.framing != "chunked" and event.status != 204 else None
                 headers = (response_headers_for_h2(event) if self.request.http_version == "2"
                            else event.headers)
                 r.send_head(event.status, _end_to_end(headers), content_length=length,

@@ -13,7 +13,7 @@ import html
 import time
 from email.utils import formatdate
 
-from albatross.http.messages import Request, Response
+from albatross.http.messages import SERVER, Request, Response
 
 _STARTED = formatdate(time.time(), usegmt=True).encode()
 
@@ -26,7 +26,7 @@ def _row(name: str, value: object) -> str:
 def page(request: Request) -> Response:
     """The built-in application: connection details as a small HTML page."""
     if request.target == b"/healthz":
-        return Response(200, [(b"Content-Type", b"text/plain")], b"ok\n")
+        return Response(200, [(b"Server", SERVER), (b"Content-Type", b"text/plain")], b"ok\n")
     conn = request.connection
     tls = getattr(conn, "tls", None)
     rows = [
@@ -51,7 +51,7 @@ def page(request: Request) -> Response:
     etag = b'"' + hashlib.blake2s(body, digest_size=8).hexdigest().encode() + b'"'
     return Response(
         200,
-        [(b"Content-Type", b"text/html; charset=UTF-8"), (b"Last-Modified", _STARTED), (b"ETag", etag),
+        [(b"Server", SERVER), (b"Content-Type", b"text/html; charset=UTF-8"), (b"Last-Modified", _STARTED), (b"ETag", etag),
          (b"Cache-Control", b"no-store")],
         body,
     )

@@ -16,7 +16,7 @@ import logging
 from typing import Protocol
 
 from albatross.http.exchange import App, Handler
-from albatross.http.messages import DATE, SERVER, Headers, Request
+from albatross.http.messages import DATE, Headers, Request, has_date
 from albatross.http2 import (
     ConnectionTerminated,
     DataReceived,
@@ -62,9 +62,7 @@ class _Exchange2:
 
     def send_head(self, status: int, headers: Headers, *, content_length: int | None = None,
                   head_only: bool = False) -> None:
-        out = [(b"date", DATE.value())]
-        if not any(n.lower() == b"server" for n, _ in headers):
-            out.append((b"server", SERVER))
+        out = [] if has_date(headers) else [(b"date", DATE.value())]
         out += [(n.lower(), v) for n, v in headers]
         if content_length is not None:
             out.append((b"content-length", b"%d" % content_length))
