@@ -116,6 +116,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
+            self.last_activity = time.monotonic()  # traffic either way counts against the idle timeout
             self.transport.write(data)
 
     def pause_reading(self) -> None:
