@@ -75,6 +75,7 @@ class Target:
             else:
                 return False
         path = request.target.decode()
+        print(f"target {self.name} request {path}", flush=True)
         if path == "/ws":
             await self._websocket_echo(conn, request, reader, writer)
             return False

@@ -47,10 +47,11 @@ class TargetProcess:
                 self.lines.append(line)
                 self._cond.notify_all()
 
-    def wait_for(self, text: str, timeout: float = 10.0) -> None:
+    def wait_for(self, text: str, timeout: float = 10.0, after: int = 0) -> None:
+        """Wait until a reported line (from index ``after`` on) contains ``text``."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not any(text in line for line in self.lines):
+            while not any(text in line for line in self.lines[after:]):
                 left = deadline - time.monotonic()
                 assert left > 0, f"target {self.name} never reported {text!r}: {self.lines}"
                 self._cond.wait(left)
@@ -238,12 +239,9 @@ def test_client_leaving_early_abandons_the_target_request(broken_lb: Albatross, 
     before = len(targets[0].lines)
     with connect(http_port) as sock:
         sock.sendall(b"GET /slow/5000 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.3)  # let the request reach the target (nothing to wait on from outside)
-    # 460: the balancer closes its connection to the target instead of waiting for the answer.
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline and not any("closed" in line for line in targets[0].lines[before:]):
-        time.sleep(0.05)
-    assert any("closed" in line for line in targets[0].lines[before:])
+        targets[0].wait_for("request /slow/5000", after=before)
+    # 460: the balancer closes its connection to the target instead of waiting 5 s for the answer.
+    targets[0].wait_for("closed", timeout=4, after=before)
 
 
 def test_too_many_forwarded_addresses_is_463(lb: Albatross) -> None:
@@ -359,3 +357,44 @@ def test_head_keeps_the_targets_length_and_headers_are_not_doubled(lb: Albatross
     assert head.headers["content-length"] == "1234"
     assert len(get.headers.get_list("date")) == 1  # the target's own Date, not a second one
     assert "server" not in get.headers  # the target sent none; Albatross adds none to proxied responses
+
+
+def test_no_connection_within_10_s_is_504(tmp_path, site_rsa) -> None:  # type: ignore[no-untyped-def]
+    # A listening socket whose accept queue is full: the kernel drops further SYNs, so a connect
+    # to it neither succeeds nor fails (a target that is up but overwhelmed, or firewalled).
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(full.getsockname())
+        fillers.append(s)
+    path = write_config(tmp_path / "a.yaml", site_rsa, {"stuck": [full.getsockname()[1]]}, default="stuck")
+    try:
+        with Albatross(serve=str(path), listeners=2) as proc, client(False) as c:
+            started = time.monotonic()
+            r = c.get(f"https://127.0.0.1:{proc.port}/")
+            waited = time.monotonic() - started
+            assert r.status_code == 504
+            assert 9 < waited < 20
+            proc.wait_for_log(r"no connection to target 127\.0\.0\.1:\d+ within 10 s")
+    finally:
+        for s in fillers:
+            s.close()
+        full.close()
+
+
+def test_target_killed_with_a_request_in_flight_is_502(tmp_path, site_rsa) -> None:  # type: ignore[no-untyped-def]
+    target = TargetProcess("doomed")
+    path = write_config(tmp_path / "a.yaml", site_rsa, {"doomed": [target.port]}, default="doomed")
+    with Albatross(serve=str(path), listeners=2) as proc, client(False) as c:
+        result: list[httpx.Response] = []
+        t = threading.Thread(target=lambda: result.append(c.get(f"https://127.0.0.1:{proc.port}/hang")))
+        t.start()
+        target.wait_for("request /hang")
+        target.stop()  # SIGKILL: the kernel resets the connection
+        t.join(15)
+        assert not t.is_alive(), "the request hung after its target died"
+        assert result[0].status_code == 502
