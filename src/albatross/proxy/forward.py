@@ -238,22 +238,14 @@ class Forward(Handler):
     def tunnel_closed(self) -> None:
         """The target closed its side of the tunnel: close the client's too."""
         if not self.done:
-            self.done = True
-            self._release_target()
-            self.conn = None
+            self._close_out()
             self.responder.abort()
 
     def _finish(self, trailers: Headers | None) -> None:
         if self.done:
             return
-        self.done = True
-        self._release_target()
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            if self.request_ended:
-                conn.release()  # type: ignore[attr-defined]
-            else:
-                conn.close()  # type: ignore[attr-defined]  # the target answered before the body ended
+        # A target that answered before the request body ended cannot take another request.
+        self._close_out(reuse=self.request_ended)
         self.responder.end(trailers)
 
     def upstream_failed(self, reason: str, *, status: int) -> None:
@@ -262,8 +254,7 @@ class Forward(Handler):
         self.conn = None
         if self.head_sent:
             self._log(reason, "response cut short")
-            self.done = True
-            self._release_target()
+            self._close_out()
             self.responder.abort()
         else:
             self.fail(status, reason)
@@ -278,13 +269,8 @@ class Forward(Handler):
 
     def client_gone(self) -> None:
         """460 in ALB's terms: the client left before the response was complete."""
-        if self.done:
-            return
-        self.done = True
-        self._release_target()
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()  # type: ignore[attr-defined]  # abandon the target request
+        if not self.done:
+            self._close_out()  # abandon the target request: its connection is closed
 
     def pause(self) -> None:
         self.client_paused = True
@@ -306,17 +292,24 @@ class Forward(Handler):
     def fail(self, status: int, reason: str) -> None:
         """Answer with ALB's own status (no response head was sent yet)."""
         self._log(reason, str(status))
-        self.done = True
-        self._release_target()
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()  # type: ignore[attr-defined]
+        self._close_out()
         page = error_response(status, _PUBLIC_REASONS.get(status, ""))
         r = self.responder
         r.send_head(status, page.headers, content_length=len(page.body), head_only=self.request.method == b"HEAD")
         if self.request.method != b"HEAD":
             r.send_body(page.body)
         r.end()
+
+    def _close_out(self, *, reuse: bool = False) -> None:
+        """The exchange is over: let go of the target and of the connection (pooled or closed)."""
+        self.done = True
+        self._release_target()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            if reuse:
+                conn.release()  # type: ignore[attr-defined]
+            else:
+                conn.close()  # type: ignore[attr-defined]
 
     def _release_target(self) -> None:
         if self.target is not None:
