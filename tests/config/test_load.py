@@ -1,0 +1,114 @@
+"""Configuration files: each mistake gives the file, the place in it and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from albatross.config import load
+from albatross.errors import ConfigError
+from tests.helpers import Albatross
+
+ROOT = Path(__file__).parents[2]
+
+BASE = {
+    "listeners": [{"protocol": "HTTP", "port": 8080, "default_actions": [{"type": "forward", "target_group_name": "web"}]}],
+    "target_groups": [{"name": "web", "targets": [{"id": "127.0.0.1", "port": 9001}]}],
+}
+
+
+def write(tmp_path: Path, data: object, name: str = "c.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return str(path)
+
+
+def error(tmp_path: Path, data: object, name: str = "c.yaml") -> str:
+    path = write(tmp_path, data, name)
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(path + ": "), message
+    return message[len(path) + 2:]
+
+
+def with_(change) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    import copy
+
+    data = copy.deepcopy(BASE)
+    change(data)
+    return data
+
+
+def test_the_example_loads() -> None:
+    config = load(str(ROOT / "examples" / "http-only.yaml"))
+    assert config.listeners[0].default_actions[0].group == "web"
+    assert [t.port for t in config.target_groups[0].targets] == [9001, 9002]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d["listeners"][0]["default_actions"][0].update(target_grup_name="web"),
+     "listeners[0].default_actions[0].target_grup_name: unknown key 'target_grup_name' (did you mean 'target_group_name'?)"),
+    (lambda d: d.pop("listeners"), "listeners: required key is missing"),
+    (lambda d: d["listeners"][0].update(port=70000), "listeners[0].port: Input should be less than or equal to 65535"),
+    (lambda d: d["listeners"][0].update(protocol="TCP"), "listeners[0].protocol: Input should be 'HTTP' or 'HTTPS'"),
+    (lambda d: d["listeners"][0].update(protocol="HTTPS"), "listeners[0]: an HTTPS listener needs at least one certificate"),
+    (lambda d: d["target_groups"][0].update(name="web!"), "target_groups[0].name: String should match pattern"),
+    (lambda d: d["target_groups"].append({"name": "web"}), "target group names must be unique: web"),
+    (lambda d: d["listeners"][0]["default_actions"][0].update(target_group_name="api"),
+     "listeners[0].default_actions[0] forwards to unknown target group 'api'"),
+    (lambda d: d.update(load_balancer={"attributes": {"idle_timeout.timeout_second": 5}}),
+     "load_balancer.attributes: unknown or unsupported load balancer attribute 'idle_timeout.timeout_second' "
+     "(did you mean 'idle_timeout.timeout_seconds'?)"),
+    (lambda d: d.update(load_balancer={"attributes": {"idle_timeout.timeout_seconds": 0}}),
+     "load_balancer.attributes: idle_timeout.timeout_seconds must be between 1 and 4000, not 0"),
+    (lambda d: d.update(load_balancer={"attributes": {"routing.http2.enabled": "maybe"}}),
+     "load_balancer.attributes: routing.http2.enabled must be true or false, not 'maybe'"),
+    (lambda d: d.update(load_balancer={"attributes": {"routing.http.xff_header_processing.mode": "add"}}),
+     "routing.http.xff_header_processing.mode must be one of append, preserve, remove, not 'add'"),
+    (lambda d: d["target_groups"][0]["targets"][0].update(port=0), "target_groups[0].targets[0].port: Input should be"),
+    (lambda d: d["listeners"][0].update(alpn_policy=["h3"]), "alpn_policy may list h2 and http/1.1, not 'h3'"),
+    (lambda d: d["listeners"].append(dict(d["listeners"][0])), "two listeners share an address and port"),
+])
+def test_mistakes_are_located(tmp_path: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    assert expected in error(tmp_path, with_(change))
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    message = error(tmp_path, "listeners:\n  - protocol: HTTP\n    port: [8080\n")
+    assert message.startswith("line ") and "not valid YAML" in message
+
+
+def test_json_is_accepted(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(BASE))
+    assert load(str(path)).listeners[0].port == 8080
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing.yaml: cannot read configuration: No such file or directory"):
+        load(str(tmp_path / "missing.yaml"))
+
+
+def test_serve_refuses_a_broken_config_with_the_place(tmp_path: Path, site_rsa) -> None:  # type: ignore[no-untyped-def]
+    data = with_(lambda d: d["listeners"][0].update(
+        protocol="HTTPS", ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-6",
+        certificates=[{"certificate": str(site_rsa.cert), "private_key": str(site_rsa.key)}]))
+    path = write(tmp_path, data)
+    proc = Albatross(serve=path, expect_failure=True)
+    assert proc.returncode == 2
+    assert (f"albatross: error: {path}: listeners[0].ssl_policy: unknown security policy "
+            "'ELBSecurityPolicy-TLS13-1-2-2021-6' (did you mean ELBSecurityPolicy-TLS13-1-2-2021-06?)") in proc.log
+
+
+def test_serve_names_a_missing_certificate_with_its_listener(tmp_path: Path, site_rsa) -> None:  # type: ignore[no-untyped-def]
+    data = with_(lambda d: d["listeners"][0].update(
+        protocol="HTTPS", certificates=[{"certificate": "nope.pem", "private_key": str(site_rsa.key)}]))
+    path = write(tmp_path, data)
+    proc = Albatross(serve=path, expect_failure=True)
+    assert f"albatross: error: {path}: listeners[0].certificates: {tmp_path / 'nope.pem'}: cannot read certificate" \
+           in proc.log
