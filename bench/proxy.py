@@ -129,6 +129,16 @@ def cpu_busy(cpu: str) -> tuple[int, int]:
     return 0, 0
 
 
+def ctx_switches(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    total += int(line.split()[1])
+    return total
+
+
 def passive_opens() -> int:
     """Kernel-wide count of accepted TCP connections (Tcp: PassiveOpens)."""
     with open("/proc/net/snmp") as f:
@@ -532,6 +542,7 @@ class Result:
     client_us: float = 0.0
     other0: float = 0.0  # CPU0 busy share not charged to balancer or target (others' work, irqs)
     other1: float = 0.0  # CPU1 busy share not charged to the load generator
+    ctx_per_req: float = 0.0  # balancer (worker) context switches per request
 
 
 def percentile(sorted_values: list[int], q: float) -> float:
@@ -580,11 +591,13 @@ def run_cell(lb: Balancer, load: Load, seconds: int, workdir: str, target: Nginx
     po0 = passive_opens()
     ta0 = target_accepts(target.port)
     lb0, tg0 = cpu_ticks(lb.pids), cpu_ticks(target.pids)
+    cs0 = ctx_switches([lb.main_pid])
     c00, c01 = cpu_busy("0"), cpu_busy("1")
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     lb1, tg1 = cpu_ticks(lb.pids), cpu_ticks(target.pids)
+    cs1 = ctx_switches([lb.main_pid])
     c10, c11 = cpu_busy("0"), cpu_busy("1")
     ta1 = target_accepts(target.port)
     po1 = passive_opens()
@@ -602,6 +615,7 @@ def run_cell(lb: Balancer, load: Load, seconds: int, workdir: str, target: Nginx
                  cpu0=(c10[0] - c00[0]) / max(1, c10[1] - c00[1]), cpu1=(c11[0] - c01[0]) / max(1, c11[1] - c01[1]))
     client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     res.client_us = 1e6 * client_s / n
+    res.ctx_per_req = (cs1 - cs0) / n
     res.other0 = max(0.0, (c10[0] - c00[0]) - (lb1 - lb0) - (tg1 - tg0)) / max(1, c10[1] - c00[1])
     res.other1 = max(0.0, (c11[0] - c01[0]) - client_s * CLK_TCK) / max(1, c11[1] - c01[1])
     return res, out
@@ -676,9 +690,11 @@ def summarize_speedscope(path: str) -> list[str]:
     self_by_func: collections.Counter = collections.Counter()
     total_by_func: collections.Counter = collections.Counter()
     total = 0
+    count = 0
     for prof in doc["profiles"]:
         for stack, weight in zip(prof["samples"], prof["weights"]):
             total += weight
+            count += 1
             if not stack:
                 continue
             leaf = frames[stack[-1]]
@@ -693,7 +709,7 @@ def summarize_speedscope(path: str) -> list[str]:
                 if k not in seen:
                     seen.add(k)
                     total_by_func[k] += weight
-    out = [f"py-spy --nonblocking: {total} samples", "", "Top self time by line:", ""]
+    out = [f"py-spy record --nonblocking -r 250: {count} non-idle samples; % of those", "", "Top self time by line:", ""]
     out += [f"  {100 * w / total:5.1f}%  {k}" for k, w in self_by_line.most_common(15)]
     out += ["", "Top self time by function:", ""]
     out += [f"  {100 * w / total:5.1f}%  {k}" for k, w in self_by_func.most_common(15)]
@@ -730,6 +746,10 @@ def machine() -> list[str]:
         p = subprocess.run(cmd, capture_output=True, text=True)
         return (p.stdout + p.stderr).strip().splitlines()[0]
     alb = subprocess.run([ALBATROSS, "version"], capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src"], capture_output=True,
+                           text=True).stdout.strip()
+    alb += f" at commit {rev or '?'}" + (" (src/ modified)" if dirty else "")
     return [f"nproc {os.cpu_count()}, CPU {model}, kernel {os.uname().release}",
             f"{alb}; Python {sys.version.split()[0]}",
             f"{first([NGINX, '-v'])}; {first([HAPROXY, '-v'])}; {first(['wrk', '-v'])}; {first(['h2load', '--version'])}"]
@@ -798,7 +818,7 @@ def main() -> int:
                           f" lb {r.lb_us:6.1f} us/req tgt {r.target_us:4.1f} conns {r.client_conns}/{r.upstream_conns}"
                           f" err {r.errors} non2xx {r.non2xx} body {'ok' if r.body_ok else 'BAD'}"
                           f" {r.bytes_per_req:.0f} B/req cpu0 {100 * r.cpu0:.0f}% cpu1 {100 * r.cpu1:.0f}%"
-                          f" client {r.client_us:.1f} us/req other0 {100 * r.other0:.0f}% other1 {100 * r.other1:.0f}%",
+                          f" client {r.client_us:.1f} us/req cs/req {r.ctx_per_req:.2f} other0 {100 * r.other0:.0f}% other1 {100 * r.other1:.0f}%",
                           file=sys.stderr, flush=True)
                     if r.errors or r.non2xx or not r.body_ok:
                         with open(os.path.join(workdir, "last-failure.txt"), "w") as f:
@@ -824,11 +844,14 @@ def main() -> int:
     lines += [f"* {names[k]}: " + "; ".join(checks.get(k, [])) for k, _ in kinds]
     lines += ["", "One figure per round. req/s: completed 2xx requests per second (client's count). "
               "p50/p99: request latency in ms (wrk's histogram; h2load's per-request log). "
-              "LB µs/req: balancer utime+stime / requests. conns: client connections accepted by the balancer "
+              "LB µs/req: balancer utime+stime / requests (nginx: master+worker); target and client likewise. "
+              "LB ctx sw/req: voluntary+involuntary context switches of the balancer's serving process per request. "
+              "CPU busy: whole-core busy share during the cell, in brackets the part not charged to the "
+              "balancer+target (CPU0) or the load generator (CPU1), i.e. other users of this shared machine. conns: client connections accepted by the balancer "
               "per cell / upstream connections the target accepted (kernel PassiveOpens and the target's "
               "stub_status; machine-wide, so ±a few).", ""]
     head = ["load", "balancer", "req/s", "× nginx", "p50 ms", "p99 ms", "LB µs/req", "target µs/req",
-            "conns client/upstream", "CPU0 / CPU1 busy", "checks"]
+            "client µs/req", "LB ctx sw/req", "conns client/upstream", "CPU0 / CPU1 busy (others')", "checks"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for load in loads:
@@ -847,8 +870,10 @@ def main() -> int:
                 load.label if kind == kinds[0][0] else "", label,
                 fmt_cell(rs, "rps", ".0f"), ratio, fmt_cell(rs, "p50_ms", ".2f"), fmt_cell(rs, "p99_ms", ".2f"),
                 fmt_cell(rs, "lb_us", ".1f"), fmt_cell(rs, "target_us", ".1f"),
+                fmt_cell(rs, "client_us", ".0f"), fmt_cell(rs, "ctx_per_req", ".2f"),
                 ", ".join(f"{r.client_conns}/{r.upstream_conns}" for r in rs),
-                ", ".join(f"{100 * r.cpu0:.0f}/{100 * r.cpu1:.0f}%" for r in rs), check]) + " |")
+                ", ".join(f"{100 * r.cpu0:.0f}/{100 * r.cpu1:.0f}% ({100 * r.other0:.0f}/{100 * r.other1:.0f})"
+                          for r in rs), check]) + " |")
         _ = med
     lines += ["", "× nginx is the ratio of summed req/s over the rounds. Client bytes per request (headers + body): "
               + "; ".join(f"{ld.key} " + "/".join(f"{results[(ld.key, k)][0].bytes_per_req:.0f}"
