@@ -88,7 +88,7 @@ class _Exchange1:
     """One request on an HTTP/1.1 connection, and the Responder for its response."""
 
     __slots__ = ("conn", "request", "handler", "keep_alive", "chunked", "head_sent", "response_done",
-                 "request_done", "buffered", "buffered_bytes", "trailers", "app")
+                 "request_done", "buffered", "buffered_bytes", "trailers", "app", "out")
 
     def __init__(self, conn: H1ServerConnection, request: Request, keep_alive: bool, app: App) -> None:
         self.conn = conn
@@ -103,6 +103,7 @@ class _Exchange1:
         self.buffered: list[bytes] = []
         self.buffered_bytes = 0
         self.trailers: Headers | None = None
+        self.out: list[bytes] = []  # response bytes gathered until flush(): one write per batch
 
     # -- request side (from the parser) ---------------------------------------------------------
 
@@ -156,14 +157,21 @@ class _Exchange1:
         if self.conn.closing:
             self.keep_alive = False
         out.append(b"Connection: keep-alive\r\n\r\n" if self.keep_alive else b"Connection: close\r\n\r\n")
-        self.conn.owner.send(b"".join(out))
+        self.out.append(b"".join(out))
 
     def send_body(self, data: bytes) -> None:
         if not data:
             return
         if self.chunked:
-            self.conn.owner.send(b"%x\r\n" % len(data) + data + b"\r\n")
+            self.out += (b"%x\r\n" % len(data), data, b"\r\n")
         else:
+            self.out.append(data)
+
+    def flush(self) -> None:
+        """Write what send_head/send_body gathered, as one write (and one TLS record)."""
+        if self.out:
+            data = b"".join(self.out)
+            self.out = []
             self.conn.owner.send(data)
 
     def end(self, trailers: Headers | None = None) -> None:
@@ -171,12 +179,14 @@ class _Exchange1:
             return
         if self.chunked:
             tail = b"".join(n + b": " + v + b"\r\n" for n, v in trailers or ())
-            self.conn.owner.send(b"0\r\n" + tail + b"\r\n")
+            self.out.append(b"0\r\n" + tail + b"\r\n")
+        self.flush()
         self.response_done = True
         if self.request_done or not self.keep_alive:
             self.conn._finished(self)
 
     def abort(self) -> None:
+        self.flush()  # what the client already got a head for goes out before the close
         self.response_done = True
         self.keep_alive = False
         self.conn.abort()
@@ -185,6 +195,7 @@ class _Exchange1:
         """101 Switching Protocols: the head as the target sent it, then a raw tunnel."""
         self.head_sent = True
         self.keep_alive = False
+        self.flush()
         out = [status_line(status)] + [n + b": " + v + b"\r\n" for n, v in headers]
         self.conn.owner.send(b"".join(out) + b"\r\n")
         self.conn.tunnel = self

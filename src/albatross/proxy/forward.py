@@ -206,6 +206,8 @@ class Forward(Handler):
             elif isinstance(event, Upgraded):
                 self._start_tunnel(event)
                 return
+        if not self.done:
+            r.flush()
 
     # -- WebSocket: after the target's 101, bytes flow both ways untouched ------------------------
 

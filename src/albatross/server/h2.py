@@ -70,14 +70,13 @@ class _Exchange2:
         self.server.h2.submit_response(self.stream_id, status, out, None, end_stream=ends)
         if ends:
             self.response_done = True
-        self.server.flush()
+            self.server.flush()
 
     def send_body(self, data: bytes) -> None:
         if self.response_done or not data:
             return
         h2 = self.server.h2
         h2.send_data(self.stream_id, data, end_stream=False)
-        self.server.flush()
         if not self.paused and h2.outbound_buffered(self.stream_id) > HIGH_WATER:
             self.paused = True
             self.server.paused.add(self)
@@ -91,6 +90,10 @@ class _Exchange2:
             self.server.h2.send_trailers(self.stream_id, [(n.lower(), v) for n, v in trailers])
         else:
             self.server.h2.send_data(self.stream_id, b"", end_stream=True)
+        self.server.flush()
+
+    def flush(self) -> None:
+        """Drain what send_head/send_body queued in nghttp2: one write per batch of events."""
         self.server.flush()
 
     def abort(self) -> None:
