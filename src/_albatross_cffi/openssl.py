@@ -181,6 +181,9 @@ int alb_keylog_open(const char *);
 void alb_keylog_close(void);
 void alb_ctx_enable_keylog(SSL_CTX *);
 int alb_ssl_set_fresh_bios(SSL *);
+size_t alb_ssl_feed_read(SSL *, const unsigned char *, size_t, unsigned char *, size_t, int *);
+int alb_ssl_write(SSL *, const unsigned char *, size_t);
+size_t alb_bio_drain(SSL *, unsigned char *, size_t);
 BIO *alb_ssl_rbio(SSL *);
 BIO *alb_ssl_wbio(SSL *);
 
@@ -416,6 +419,56 @@ static int alb_ssl_set_fresh_bios(SSL *s)
     BIO_set_mem_eof_return(wbio, -1);
     SSL_set_bio(s, rbio, wbio);
     return 1;
+}
+
+/* The hot path in one call each way, so Python crosses into C twice per request, not a dozen
+   times. alb_ssl_feed_read: queue ciphertext, then read plaintext into out until OpenSSL wants
+   more input (*err = SSL_ERROR_WANT_READ), fails (*err = its SSL_get_error code) or out is full
+   (*err = SSL_ERROR_NONE: call again with no input). The error queue is cleared before each
+   SSL call, so *err is never a stale error from another connection. */
+static size_t alb_ssl_feed_read(SSL *s, const unsigned char *in, size_t inlen,
+                                unsigned char *out, size_t outcap, int *err)
+{
+    size_t total = 0, n = 0;
+    if (inlen > 0 && BIO_write(SSL_get_rbio(s), in, (int)inlen) != (int)inlen) {
+        *err = SSL_ERROR_SYSCALL;
+        return 0;
+    }
+    while (total < outcap) {
+        ERR_clear_error();
+        if (!SSL_read_ex(s, out + total, outcap - total, &n)) {
+            *err = SSL_get_error(s, 0);
+            return total;
+        }
+        total += n;
+    }
+    *err = SSL_ERROR_NONE;
+    return total;
+}
+
+/* Encrypt all of data (memory BIOs never make SSL_write partial). 1, or minus the SSL_get_error code. */
+static int alb_ssl_write(SSL *s, const unsigned char *data, size_t len)
+{
+    size_t written = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(s, data, len, &written))
+        return 1;
+    return -SSL_get_error(s, 0);
+}
+
+/* Move what OpenSSL wrote for the network into out: at most cap bytes. */
+static size_t alb_bio_drain(SSL *s, unsigned char *out, size_t cap)
+{
+    BIO *wbio = SSL_get_wbio(s);
+    size_t total = 0;
+    int got;
+    while (total < cap && BIO_ctrl_pending(wbio) > 0) {
+        got = BIO_read(wbio, out + total, (int)(cap - total > 0x40000000 ? 0x40000000 : cap - total));
+        if (got <= 0)
+            break;
+        total += (size_t)got;
+    }
+    return total;
 }
 
 static BIO *alb_ssl_rbio(SSL *s) { return SSL_get_rbio(s); }

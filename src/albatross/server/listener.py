@@ -209,6 +209,18 @@ class TLSProtocol(_ClientProtocol):
             return
         self.last_activity = time.monotonic()
         tls = self.tls
+        if self.codec is not None:  # established: the fast path, no event objects
+            try:
+                plaintext = tls.receive_plaintext(data)
+            except TLSError as exc:
+                self._failed(exc)
+                return
+            self._flush()
+            if plaintext and not self.closing:
+                self.deliver(plaintext)
+            if tls.peer_closed:
+                self.close()
+            return
         try:
             events = tls.receive_data(data)
         except TLSError as exc:

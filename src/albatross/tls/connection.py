@@ -29,10 +29,11 @@ from albatross.tls.binding import ErrorRecord, drain_errors, ffi, lib
 from albatross.tls.context import ServerContext
 
 _READ_SIZE = 65536
-_read_buf = ffi.new("char[]", _READ_SIZE)  # one buffer for every connection: the loop is single-threaded
-_nbytes = ffi.new("size_t *")
+_read_buf = ffi.new("unsigned char[]", _READ_SIZE)  # one buffer for every connection: one loop thread
 _OUT_SIZE = 262144
-_out_buf = ffi.new("char[]", _OUT_SIZE)
+_out_buf = ffi.new("unsigned char[]", _OUT_SIZE)
+_err = ffi.new("int *")
+_WANT_READ, _ZERO_RETURN, _NONE = lib.SSL_ERROR_WANT_READ, lib.SSL_ERROR_ZERO_RETURN, lib.SSL_ERROR_NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,7 @@ def _describe(records: tuple[ErrorRecord, ...]) -> str:
 class TLSConnection:
     """One server-side TLS session."""
 
-    __slots__ = ("context", "_ssl", "_rbio", "_wbio", "handshake_done", "info", "closed")
+    __slots__ = ("context", "_ssl", "_rbio", "_wbio", "handshake_done", "info", "closed", "peer_closed")
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context  # keeps the SSL_CTX objects and callback handles alive
@@ -116,6 +117,7 @@ class TLSConnection:
         self.handshake_done = False
         self.info: HandshakeInfo | None = None
         self.closed = False
+        self.peer_closed = False
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -137,19 +139,37 @@ class TLSConnection:
         return events
 
     def _read_application_data(self, events: list[TLSEvent]) -> None:
-        ssl, buf, n = self._ssl, _read_buf, _nbytes
-        while True:
-            lib.ERR_clear_error()
-            if lib.SSL_read_ex(ssl, buf, _READ_SIZE, n):
-                events.append(ApplicationData(ffi.buffer(buf, n[0])[:]))
-                continue
-            err = lib.SSL_get_error(ssl, 0)
-            if err == lib.SSL_ERROR_WANT_READ:
-                return
-            if err == lib.SSL_ERROR_ZERO_RETURN:
-                events.append(CloseNotifyReceived())
-                return
-            raise self._error(err)
+        data = self.receive_plaintext(b"")
+        if data:
+            events.append(ApplicationData(data))
+        if self.peer_closed:
+            events.append(CloseNotifyReceived())
+
+    def receive_plaintext(self, data: bytes) -> bytes:
+        """After the handshake: feed network bytes, get the application data they carried.
+
+        The fast path of :meth:`receive_data` (one call into C, no event objects). A
+        close_notify sets :attr:`peer_closed`; a failure raises :class:`TLSError`.
+        """
+        ssl = self._ssl
+        n = lib.alb_ssl_feed_read(ssl, data, len(data), _read_buf, _READ_SIZE, _err)
+        out = ffi.buffer(_read_buf, n)[:] if n else b""
+        err = _err[0]
+        if err == _WANT_READ:
+            return out
+        if err == _NONE:  # the buffer filled up: more plaintext is waiting
+            chunks = [out]
+            while err == _NONE:
+                n = lib.alb_ssl_feed_read(ssl, b"", 0, _read_buf, _READ_SIZE, _err)
+                chunks.append(ffi.buffer(_read_buf, n)[:])
+                err = _err[0]
+            out = b"".join(chunks)
+            if err == _WANT_READ:
+                return out
+        if err == _ZERO_RETURN:
+            self.peer_closed = True
+            return out
+        raise self._error(err)
 
     def _raise_unless_want_read(self, rc: int) -> None:
         err = lib.SSL_get_error(self._ssl, rc)
@@ -181,26 +201,19 @@ class TLSConnection:
         """Encrypt application data; fetch the records with :meth:`data_to_send`."""
         if self.closed:
             return
-        lib.ERR_clear_error()
-        if not lib.SSL_write_ex(self._ssl, ffi.from_buffer(data), len(data), _nbytes):
-            raise self._error(lib.SSL_get_error(self._ssl, 0))
+        rc = lib.alb_ssl_write(self._ssl, data if type(data) is bytes else ffi.from_buffer(data), len(data))
+        if rc != 1:
+            raise self._error(-rc)
 
     def data_to_send(self) -> bytes:
         """Everything OpenSSL has written for the network since the last call."""
-        wbio = self._wbio
-        pending = lib.BIO_ctrl_pending(wbio)
-        if not pending:
-            return b""
-        if pending <= _OUT_SIZE:
-            got = lib.BIO_read(wbio, _out_buf, pending)
-            return ffi.buffer(_out_buf, got)[:] if got > 0 else b""
-        chunks = []
-        while pending:
-            got = lib.BIO_read(wbio, _out_buf, min(pending, _OUT_SIZE))
-            if got <= 0:
-                break
-            chunks.append(ffi.buffer(_out_buf, got)[:])
-            pending = lib.BIO_ctrl_pending(wbio)
+        n = lib.alb_bio_drain(self._ssl, _out_buf, _OUT_SIZE)
+        if n < _OUT_SIZE:
+            return ffi.buffer(_out_buf, n)[:] if n else b""
+        chunks = [ffi.buffer(_out_buf, n)[:]]
+        while n == _OUT_SIZE:
+            n = lib.alb_bio_drain(self._ssl, _out_buf, _OUT_SIZE)
+            chunks.append(ffi.buffer(_out_buf, n)[:])
         return b"".join(chunks)
 
     def start_shutdown(self) -> None:
