@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Build: compiler, headers, venv. Tests: the real clients and tools the suite drives.
 APT_BUILD := build-essential python3-dev python3-venv libssl-dev libnghttp2-dev
 APT_TEST := openssl curl nghttp2-client chromium tshark nginx
-APT_BENCH := nginx wrk
+APT_BENCH := nginx haproxy wrk
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
 DEMO_ARGS ?= --https-port 8443 --http-port 8080
@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(MAKE) system-deps APT_PACKAGES="$(APT_PACKAGES) $(APT_BENCH)"
 	$(BIN)/python bench/handshake.py
+	$(BIN)/python bench/proxy.py
 
 $(STAMP): pyproject.toml setup.py $(wildcard src/_albatross_cffi/*.py)
 	$(MAKE) system-deps

@@ -13,6 +13,7 @@ can watch what happened on the target side. Paths:
 * ``/close-mid``: sends a head with Content-Length 1000, 10 bytes, then closes;
 * ``/garbage``: answers with bytes that are not HTTP;
 * ``/bigheader``: a response whose header block is over 32 KiB;
+* ``/trailers``: a chunked body followed by an ``X-Digest`` trailer field;
 * ``/ws``: accepts a WebSocket upgrade, then echoes raw bytes, the first
   of them prefixed with ``NAME:``.
 """
@@ -101,6 +102,12 @@ class Target:
             await writer.drain()
             return False
         headers = [("X-Target", self.name)]
+        if path == "/trailers":  # a chunked body followed by a trailer field
+            writer.write(conn.send(h11.Response(status_code=200, headers=headers + [("Trailer", "X-Digest")])))
+            writer.write(conn.send(h11.Data(data=b"body with a trailer")))
+            writer.write(conn.send(h11.EndOfMessage(headers=[("X-Digest", "sha256-of-nothing")])))
+            await writer.drain()
+            return conn.our_state is h11.DONE and conn.their_state is h11.DONE
         chunked = False
         if path.startswith("/bytes/") or path.startswith("/chunked/"):
             body = pattern(int(path.split("/")[2]))

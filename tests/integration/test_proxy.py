@@ -398,3 +398,18 @@ def test_target_killed_with_a_request_in_flight_is_502(tmp_path, site_rsa) -> No
         t.join(15)
         assert not t.is_alive(), "the request hung after its target died"
         assert result[0].status_code == 502
+
+
+def test_response_trailers_reach_http2_and_http11_clients(lb: Albatross) -> None:
+    out = run(["nghttp", "-v", f"https://127.0.0.1:{lb.port}/trailers"], timeout=30).stdout
+    assert "body with a trailer" in out
+    trailer_frame = out.split("body with a trailer", 1)[1]
+    assert "recv HEADERS frame" in trailer_frame and "x-digest: sha256-of-nothing" in trailer_frame
+    http_port = [p for s, p in lb.listening if s == "http"][0]
+    with connect(http_port) as sock:
+        sock.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert b"Transfer-Encoding: chunked" in data
+    assert data.endswith(b"0\r\nX-Digest: sha256-of-nothing\r\n\r\n")
