@@ -59,6 +59,8 @@ LB_ATTRIBUTES = {
     "routing.http.preserve_host_header.enabled": ("false", _as_bool),
     "routing.http.xff_header_processing.mode": ("append", lambda k, v: _as_choice(k, v, ("append", "preserve", "remove"))),
     "routing.http.xff_client_port.enabled": ("false", _as_bool),
+    # Beyond ALB: lift ALB's limit of 5 condition values per rule.
+    "albatross.rules.max_condition_values": ("5", lambda k, v: _as_int(k, v, 1, 1000)),
 }
 
 
@@ -105,27 +107,128 @@ class TargetGroupTuple(Model):
     weight: Annotated[int, Field(ge=0, le=999)] = 1
 
 
+class TargetGroupStickinessConfig(Model):
+    enabled: bool = False
+    duration_seconds: Annotated[int, Field(ge=1, le=604800)] | None = None
+
+
 class ForwardConfig(Model):
-    target_groups: Annotated[list[TargetGroupTuple], Field(min_length=1, max_length=1)]
+    target_groups: Annotated[list[TargetGroupTuple], Field(min_length=1, max_length=5)]
+    target_group_stickiness_config: TargetGroupStickinessConfig | None = None
+
+
+class RedirectConfig(Model):
+    protocol: str = "#{protocol}"
+    port: str = "#{port}"
+    host: str = "#{host}"
+    path: str = "/#{path}"
+    query: str = "#{query}"
+    status_code: Literal["HTTP_301", "HTTP_302", "HTTP_307", "HTTP_308"]  # 307/308: beyond ALB
+
+
+class FixedResponseConfig(Model):
+    status_code: Annotated[str, Field(pattern=r"^[245][0-9][0-9]$")]
+    content_type: Literal["text/plain", "text/css", "text/html", "application/javascript", "application/json"] | None = None
+    message_body: Annotated[str, Field(max_length=1024)] = ""
 
 
 class Action(Model):
-    type: Literal["forward"]
+    type: Literal["forward", "redirect", "fixed-response"]
+    order: Annotated[int, Field(ge=1, le=50000)] | None = None
     target_group_name: str | None = None
     forward_config: ForwardConfig | None = None
+    redirect_config: RedirectConfig | None = None
+    fixed_response_config: FixedResponseConfig | None = None
 
     @model_validator(mode="after")
-    def _one_target_group(self) -> Action:
-        if (self.target_group_name is None) == (self.forward_config is None):
-            raise ValueError("a forward action names its target group either by target_group_name or by forward_config")
+    def _config_matches_type(self) -> Action:
+        given = {name for name in ("target_group_name", "forward_config", "redirect_config", "fixed_response_config")
+                 if getattr(self, name) is not None}
+        if self.type == "forward":
+            if given not in ({"target_group_name"}, {"forward_config"}):
+                raise ValueError("a forward action names its target group either by target_group_name or by forward_config")
+        else:
+            wanted = "redirect_config" if self.type == "redirect" else "fixed_response_config"
+            if given != {wanted}:
+                raise ValueError(f"a {self.type} action needs {wanted} and nothing else")
         return self
 
     @property
-    def group(self) -> str:
+    def groups(self) -> list[tuple[str, int]]:
+        """The forward action's target groups with their weights."""
         if self.target_group_name is not None:
-            return self.target_group_name
-        assert self.forward_config is not None
-        return self.forward_config.target_groups[0].target_group_name
+            return [(self.target_group_name, 1)]
+        if self.forward_config is None:
+            return []
+        return [(t.target_group_name, t.weight) for t in self.forward_config.target_groups]
+
+    @property
+    def group(self) -> str:
+        return self.groups[0][0]
+
+
+class ValuesConfig(Model):
+    values: Annotated[list[str], Field(min_length=1)]
+
+
+class HttpHeaderConfig(Model):
+    http_header_name: Annotated[str, Field(min_length=1, max_length=40)]
+    values: Annotated[list[str], Field(min_length=1)]
+
+
+class QueryStringPair(Model):
+    key: str | None = None
+    value: str
+
+
+class QueryStringConfig(Model):
+    values: Annotated[list[QueryStringPair], Field(min_length=1)]
+
+
+_CONDITION_CONFIGS = {
+    "host-header": "host_header_config",
+    "path-pattern": "path_pattern_config",
+    "http-header": "http_header_config",
+    "http-request-method": "http_request_method_config",
+    "query-string": "query_string_config",
+    "source-ip": "source_ip_config",
+}
+
+
+class RuleCondition(Model):
+    field: Literal["host-header", "path-pattern", "http-header", "http-request-method", "query-string", "source-ip"]
+    host_header_config: ValuesConfig | None = None
+    path_pattern_config: ValuesConfig | None = None
+    http_header_config: HttpHeaderConfig | None = None
+    http_request_method_config: ValuesConfig | None = None
+    query_string_config: QueryStringConfig | None = None
+    source_ip_config: ValuesConfig | None = None
+
+    @model_validator(mode="after")
+    def _config_matches_field(self) -> RuleCondition:
+        wanted = _CONDITION_CONFIGS[self.field]
+        given = [name for name in _CONDITION_CONFIGS.values() if getattr(self, name) is not None]
+        if given != [wanted]:
+            raise ValueError(f"a {self.field} condition needs {wanted} and no other *_config")
+        return self
+
+    @property
+    def value_count(self) -> int:
+        config = getattr(self, _CONDITION_CONFIGS[self.field])
+        return len(config.values)
+
+
+class Rule(Model):
+    priority: Annotated[int, Field(ge=1, le=50000)]
+    conditions: Annotated[list[RuleCondition], Field(min_length=1)]
+    actions: Annotated[list[Action], Field(min_length=1, max_length=1)]
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> Rule:
+        for field in ("host-header", "path-pattern", "http-request-method", "source-ip"):
+            if sum(c.field == field for c in self.conditions) > 1:
+                raise ValueError(f"a rule has at most one {field} condition (list several values in it instead)")
+        return self
 
 
 class Listener(Model):
@@ -136,6 +239,7 @@ class Listener(Model):
     alpn_policy: list[str] | None = None
     certificates: list[Certificate] = Field(default_factory=list)
     default_actions: Annotated[list[Action], Field(min_length=1, max_length=1)]
+    rules: list[Rule] = Field(default_factory=list)
 
     @field_validator("alpn_policy")
     @classmethod
@@ -186,10 +290,22 @@ class Config(Model):
         ports = [(listener.address, listener.port) for listener in self.listeners]
         if len(set(ports)) != len(ports):
             raise ValueError("two listeners share an address and port")
+        limit = int(self.load_balancer.attribute("albatross.rules.max_condition_values"))  # type: ignore[call-overload]
         for i, listener in enumerate(self.listeners):
-            for j, action in enumerate(listener.default_actions):
-                if action.group not in names:
+            places = [(f"listeners[{i}].default_actions[{j}]", a) for j, a in enumerate(listener.default_actions)]
+            places += [(f"listeners[{i}].rules[{k}].actions[{j}]", a)
+                       for k, rule in enumerate(listener.rules) for j, a in enumerate(rule.actions)]
+            for where, action in places:
+                for group, _ in action.groups:
+                    if group not in names:
+                        raise ValueError(f"{where} forwards to unknown target group {group!r}")
+            priorities = [rule.priority for rule in listener.rules]
+            if len(set(priorities)) != len(priorities):
+                raise ValueError(f"listeners[{i}].rules: priorities must be unique within a listener")
+            for k, rule in enumerate(listener.rules):
+                values = sum(c.value_count for c in rule.conditions)
+                if values > limit:
                     raise ValueError(
-                        f"listeners[{i}].default_actions[{j}] forwards to unknown target group {action.group!r}"
-                    )
+                        f"listeners[{i}].rules[{k}] has {values} condition values; ALB allows {limit} per rule "
+                        "(load_balancer attribute albatross.rules.max_condition_values raises the limit, beyond ALB)")
         return self

@@ -1,24 +1,114 @@
-"""The application a listener runs: its default action, applied to every request."""
+"""The application a listener runs: its rules, evaluated for every request, then the action.
+
+Actions are ALB's: ``forward`` (one target group, or several by weight), ``redirect`` and
+``fixed-response``. The router (``router.py``) is pure; this module turns its decision into a
+handler for the front-end codec.
+"""
 
 from __future__ import annotations
 
-from albatross.http.exchange import App, Handler, Responder
+import random
+from dataclasses import dataclass, field
+
+from albatross.http.exchange import App, Handler, Responder, static
 from albatross.http.forwarding import ClientSide, ForwardingPolicy
-from albatross.http.messages import Request
+from albatross.http.messages import SERVER, Request, Response
+from albatross.http1.connection import error_response
 from albatross.proxy.forward import Forward, TargetGroupRuntime
+from albatross.proxy.router import RequestView, Router, redirect_location
+
+
+@dataclass(slots=True)
+class ForwardAction:
+    """Forward to one target group, or split by weight among several (weight 0 gets nothing)."""
+
+    groups: list[TargetGroupRuntime]
+    weights: list[int] = field(default_factory=list)
+    _cumulative: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.weights:
+            self.weights = [1] * len(self.groups)
+        total = 0
+        for weight in self.weights:
+            total += weight
+            self._cumulative.append(total)
+
+    def choose(self) -> TargetGroupRuntime | None:
+        if len(self.groups) == 1:
+            return self.groups[0]
+        total = self._cumulative[-1]
+        if total == 0:
+            return None
+        pick = random.randrange(total)
+        for group, bound in zip(self.groups, self._cumulative):
+            if pick < bound:
+                return group
+        return None  # pragma: no cover - pick < total
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectAction:
+    config: dict  # type: ignore[type-arg]  # RedirectConfig as plain data
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class FixedResponseAction:
+    response: Response
+
+
+_REDIRECT_TOO_LONG = error_response(500, "The redirect URL is too long.")
+_NO_GROUP = error_response(503, "No target group has weight.")
+
+
+def _view(request: Request, scheme: str, listener_port: int) -> RequestView:
+    target = request.target
+    path, sep, rest = target.partition(b"?")
+    query = rest.partition(b"#")[0] if sep else b""
+    conn = request.connection
+    return RequestView(request.method, path, query, request.authority, request.headers,
+                       conn.client_ip if conn is not None else "-", scheme, listener_port)
+
+
+def listener_app(router: Router, policy: ForwardingPolicy, *, scheme: str, listener_port: int) -> App:
+    """Evaluate the listener's rules for each request and run the chosen action."""
+
+    def app(request: Request, responder: Responder) -> Handler:
+        view = _view(request, scheme, listener_port)
+        _, action = router.route(view)
+        if isinstance(action, ForwardAction):
+            group = action.choose()
+            if group is not None:
+                return Forward(request, responder, group, policy, _client(request, scheme))
+            return static(lambda _r: _NO_GROUP)(request, responder)
+        if isinstance(action, RedirectAction):
+            location = redirect_location(action.config, view)
+            if location is None:
+                return static(lambda _r: _REDIRECT_TOO_LONG)(request, responder)
+            page = Response(action.status, [(b"Server", SERVER), (b"Location", location)], b"")
+            return static(lambda _r: page)(request, responder)
+        assert isinstance(action, FixedResponseAction)
+        fixed = action.response
+        return static(lambda _r: fixed)(request, responder)
+
+    return app
 
 
 def forward_app(group: TargetGroupRuntime, policy: ForwardingPolicy, *, scheme: str) -> App:
-    """Forward every request to ``group`` (a listener's default forward action)."""
+    """Forward every request to ``group`` (a listener without rules, as in the demo)."""
 
     def app(request: Request, responder: Responder) -> Handler:
-        conn = request.connection
-        if conn is None:
-            client = ClientSide("-", 0, 0, scheme)
-        else:
-            client = conn.forwarding
-            if client is None:  # once per client connection
-                client = conn.forwarding = ClientSide(conn.client_ip, conn.client_port, conn.local_port, scheme)
-        return Forward(request, responder, group, policy, client)
+        return Forward(request, responder, group, policy, _client(request, scheme))
 
     return app
+
+
+def _client(request: Request, scheme: str) -> ClientSide:
+    conn = request.connection
+    if conn is None:
+        return ClientSide("-", 0, 0, scheme)
+    client = conn.forwarding
+    if client is None:  # once per client connection
+        client = conn.forwarding = ClientSide(conn.client_ip, conn.client_port, conn.local_port, scheme)
+    return client  # type: ignore[no-any-return]

@@ -16,7 +16,18 @@ from albatross.config.load import resolve
 from albatross.config.model import Config
 from albatross.errors import ConfigError
 from albatross.http.forwarding import ForwardingPolicy
-from albatross.proxy.app import forward_app
+from albatross.config.model import Action, Listener
+from albatross.http.messages import SERVER, Response
+from albatross.proxy.app import FixedResponseAction, ForwardAction, RedirectAction, listener_app
+from albatross.proxy.router import (
+    CompiledRule,
+    Router,
+    RuleError,
+    check_rule_conditions,
+    compile_condition,
+    redirect_status,
+    validate_redirect,
+)
 from albatross.proxy.forward import Target, TargetGroupRuntime
 from albatross.server.lifecycle import Binding
 from albatross.server.listener import Listener, ListenerSettings
@@ -66,7 +77,9 @@ def compile_plan(config: Config, source: str) -> Plan:
     ring: TicketKeyRing | None = None
     for i, listener in enumerate(config.listeners):
         scheme = "https" if listener.protocol == "HTTPS" else "http"
-        app = forward_app(plan.groups[listener.default_actions[0].group], policy, scheme=scheme)
+        quotas = int(str(lb.attribute("albatross.rules.max_condition_values"))) <= 5
+        app = listener_app(_router(listener, i, plan.groups, source, quotas), policy, scheme=scheme,
+                           listener_port=listener.port)
         tls = None
         if listener.protocol == "HTTPS":
             if ring is None:
@@ -108,3 +121,50 @@ def _tls_context(config: Config, index: int, base: str, source: str, ring: Ticke
         return ServerContext(settings, ring, key_log=bool(config.tls.key_log_file or os.environ.get("SSLKEYLOGFILE")))
     except ConfigError as exc:
         raise ConfigError(source, str(exc), where=f"{where}.certificates") from None
+
+
+def _router(listener: Listener, index: int, groups: dict[str, TargetGroupRuntime], source: str,
+            quotas: bool) -> Router:
+    """Compile a listener's rules (conditions, actions) into its router.
+
+    ``quotas`` keeps ALB's per-rule limits (5 condition values, 5 wildcards); the model has
+    already counted values against ``albatross.rules.max_condition_values``.
+    """
+    rules = []
+    for k, rule in enumerate(listener.rules):
+        where = f"listeners[{index}].rules[{k}]"
+        specs = [condition.model_dump(exclude_none=True) for condition in rule.conditions]
+        conditions = []
+        for c, spec in enumerate(specs):
+            try:
+                conditions.append(compile_condition(spec, max_values=None))
+            except RuleError as exc:
+                raise ConfigError(source, str(exc), where=f"{where}.conditions[{c}]") from None
+        try:
+            check_rule_conditions(specs, enforce_quotas=quotas)
+        except RuleError as exc:
+            raise ConfigError(source, str(exc), where=f"{where}.conditions") from None
+        action = _action(rule.actions[0], listener, f"{where}.actions[0]", groups, source)
+        rules.append(CompiledRule(rule.priority, tuple(conditions), action))
+    default = _action(listener.default_actions[0], listener, f"listeners[{index}].default_actions[0]", groups, source)
+    return Router(rules, default)
+
+
+def _action(action: Action, listener: Listener, where: str, groups: dict[str, TargetGroupRuntime],
+            source: str) -> object:
+    if action.type == "forward":
+        return ForwardAction([groups[name] for name, _ in action.groups], [w for _, w in action.groups])
+    if action.type == "redirect":
+        assert action.redirect_config is not None
+        config = action.redirect_config.model_dump()
+        try:
+            validate_redirect(config, listener_protocol=listener.protocol, listener_port=listener.port)
+        except RuleError as exc:
+            raise ConfigError(source, str(exc), where=f"{where}.redirect_config") from None
+        return RedirectAction(config, redirect_status(config))
+    fixed = action.fixed_response_config
+    assert fixed is not None
+    headers = [(b"Server", SERVER)]
+    if fixed.content_type:
+        headers.append((b"Content-Type", fixed.content_type.encode()))
+    return FixedResponseAction(Response(int(fixed.status_code), headers, fixed.message_body.encode()))
