@@ -141,6 +141,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    """Validate a configuration (model and compilation: certificates, policies, rules) and print
+    the plan: listeners, their rules in evaluation order, target groups."""
+    from albatross.config import load
+    from albatross.server.plan import compile_plan, describe
+
+    config = load(args.config)
+    compile_plan(config, args.config)  # loads certificates, compiles rules: every error surfaces here
+    print(describe(config))
+    print(f"{args.config}: OK")
+    return 0
+
+
 def _tls_keys(args: argparse.Namespace) -> int:
     from albatross.tls import rotate_key_file
 
@@ -157,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("config", help="YAML (or .json) configuration in ALB's terms")
     serve.add_argument("--no-uvloop", action="store_true", help="use the plain asyncio event loop")
     serve.add_argument("--log-level", default="INFO")
+    check = sub.add_parser("check", help="validate a configuration file and print the compiled plan")
+    check.add_argument("config")
     keys = sub.add_parser("tls-keys", help="manage the shared session-ticket key file")
     keys_sub = keys.add_subparsers(dest="action", required=True)
     rotate = keys_sub.add_parser("rotate", help="prepend a fresh key (creating the file if needed), keep the newest")
@@ -186,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "check":
+            return _check(args)
         if args.command == "tls-keys":
             return _tls_keys(args)
         return _version()

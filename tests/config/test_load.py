@@ -112,3 +112,56 @@ def test_serve_names_a_missing_certificate_with_its_listener(tmp_path: Path, sit
     proc = Albatross(serve=path, expect_failure=True)
     assert f"albatross: error: {path}: listeners[0].certificates: {tmp_path / 'nope.pem'}: cannot read certificate" \
            in proc.log
+
+
+def test_check_validates_and_prints_rules_in_evaluation_order() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "albatross", "check", str(ROOT / "examples" / "rules.yaml")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    priorities = [line.split()[0] for line in lines if line.startswith("  ") and line.split()[0].isdigit()]
+    assert priorities == ["10", "20", "30", "40"]
+    assert any(line.strip().startswith("default") and "forward to web" in line for line in lines)
+    assert "forward to api-blue (weight 90), api-green (weight 10)" in out.stdout
+    assert out.stdout.rstrip().endswith("rules.yaml: OK")
+
+
+def test_check_fails_on_a_broken_file_with_the_place(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = write(tmp_path, with_(lambda d: d["listeners"][0].update(rules=[
+        {"priority": 1, "conditions": [{"field": "source-ip", "source_ip_config": {"values": ["10.0.0.1/8"]}}],
+         "actions": [{"type": "forward", "target_group_name": "web"}]}])))
+    out = subprocess.run([sys.executable, "-m", "albatross", "check", path], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"albatross: error: {path}: listeners[0].rules[0].conditions[0]: " in out.stderr
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d["listeners"][0].update(rules=[{"priority": 0, "conditions": [
+        {"field": "path-pattern", "path_pattern_config": {"values": ["/a"]}}], "actions": [
+        {"type": "forward", "target_group_name": "web"}]}]),
+     "listeners[0].rules[0].priority: Input should be greater than or equal to 1"),
+    (lambda d: d["listeners"][0].update(rules=[{"priority": 1, "conditions": [
+        {"field": "path-pattern", "host_header_config": {"values": ["a.b"]}}], "actions": [
+        {"type": "forward", "target_group_name": "web"}]}]),
+     "a path-pattern condition needs path_pattern_config and no other *_config"),
+    (lambda d: d["listeners"][0].update(rules=[{"priority": 1, "conditions": [
+        {"field": "path-pattern", "path_pattern_config": {"values": ["/a", "/b", "/c", "/d", "/e", "/f"]}}],
+        "actions": [{"type": "forward", "target_group_name": "web"}]}]),
+     "listeners[0].rules[0] has 6 condition values; ALB allows 5 per rule"),
+    (lambda d: d["listeners"][0].update(default_actions=[{"type": "redirect", "target_group_name": "web"}]),
+     "a redirect action needs redirect_config and nothing else"),
+    (lambda d: d["listeners"][0].update(default_actions=[{"type": "fixed-response", "fixed_response_config": {
+        "status_code": "302"}}]), "fixed_response_config.status_code: String should match pattern"),
+    (lambda d: d["listeners"][0].update(rules=[{"priority": 7, "conditions": [
+        {"field": "path-pattern", "path_pattern_config": {"values": ["/a"]}}], "actions": [
+        {"type": "forward", "target_group_name": "web"}]}] * 2),
+     "listeners[0].rules: priorities must be unique within a listener"),
+])
+def test_rule_mistakes_are_located(tmp_path: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    assert expected in error(tmp_path, with_(change))

@@ -168,3 +168,47 @@ def _action(action: Action, listener: Listener, where: str, groups: dict[str, Ta
     if fixed.content_type:
         headers.append((b"Content-Type", fixed.content_type.encode()))
     return FixedResponseAction(Response(int(fixed.status_code), headers, fixed.message_body.encode()))
+
+
+def _condition_text(condition: object) -> str:
+    spec = condition.model_dump(exclude_none=True)  # type: ignore[attr-defined]
+    field = spec.pop("field")
+    config = next(iter(spec.values()))
+    if field == "http-header":
+        return f"{field} {config['http_header_name']} in {config['values']}"
+    if field == "query-string":
+        pairs = [f"{v.get('key', '*')}={v['value']}" for v in config["values"]]
+        return f"{field} in {pairs}"
+    return f"{field} in {config['values']}"
+
+
+def _action_text(action: Action) -> str:
+    if action.type == "forward":
+        groups = action.groups
+        if len(groups) == 1:
+            return f"forward to {groups[0][0]}"
+        return "forward to " + ", ".join(f"{name} (weight {weight})" for name, weight in groups)
+    if action.type == "redirect":
+        r = action.redirect_config
+        assert r is not None
+        return f"redirect {r.status_code[5:]} to {r.protocol}://{r.host}:{r.port}{r.path}?{r.query}"
+    f = action.fixed_response_config
+    assert f is not None
+    return f"fixed-response {f.status_code} {f.content_type or ''} ({len(f.message_body)} bytes)".replace("  ", " ")
+
+
+def describe(config: Config) -> str:
+    """The compiled plan as text: listeners with their rules in evaluation order, target groups."""
+    lines = []
+    for i, listener in enumerate(config.listeners):
+        tls = f" {listener.policy}, {len(listener.certificates)} certificate(s)" if listener.protocol == "HTTPS" else ""
+        lines.append(f"listener[{i}] {listener.protocol} {listener.address}:{listener.port}{tls}")
+        lines.append(f"  {'priority':>8}  {'conditions':<60}  action")
+        for rule in sorted(listener.rules, key=lambda r: r.priority):
+            conditions = " AND ".join(_condition_text(c) for c in rule.conditions)
+            lines.append(f"  {rule.priority:>8}  {conditions:<60}  {_action_text(rule.actions[0])}")
+        lines.append(f"  {'default':>8}  {'(all other requests)':<60}  {_action_text(listener.default_actions[0])}")
+    for group in config.target_groups:
+        targets = ", ".join(f"{t.id}:{t.port or group.port}" for t in group.targets) or "(no targets)"
+        lines.append(f"target group {group.name} {group.protocol} port {group.port}: {targets}")
+    return "\n".join(lines)
