@@ -267,12 +267,88 @@ class Target(Model):
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
 
+# ALB's target-group attributes that Albatross acts on, with ALB's defaults and ranges.
+TG_ATTRIBUTES = {
+    "load_balancing.algorithm.type": (
+        "round_robin", lambda k, v: _as_choice(k, v, ("round_robin", "least_outstanding_requests", "weighted_random"))),
+    "load_balancing.algorithm.anomaly_mitigation": ("off", lambda k, v: _as_choice(k, v, ("on", "off"))),
+    "deregistration_delay.timeout_seconds": ("300", lambda k, v: _as_int(k, v, 0, 3600)),
+    "slow_start.duration_seconds": ("0", lambda k, v: _slow_start(k, v)),
+    "stickiness.enabled": ("false", _as_bool),
+    "stickiness.type": ("lb_cookie", lambda k, v: _as_choice(k, v, ("lb_cookie", "app_cookie"))),
+    "stickiness.lb_cookie.duration_seconds": ("86400", lambda k, v: _as_int(k, v, 1, 604800)),
+    "stickiness.app_cookie.cookie_name": ("", lambda k, v: _app_cookie_name(k, v)),
+    "stickiness.app_cookie.duration_seconds": ("86400", lambda k, v: _as_int(k, v, 1, 604800)),
+}
+
+
+def _slow_start(key: str, value: AttributeValue) -> int:
+    number = _as_int(key, value, 0, 900)
+    if 0 < number < 30:
+        raise ValueError(f"{key} must be 0 (off) or between 30 and 900, not {number}")
+    return number
+
+
+def _app_cookie_name(key: str, value: AttributeValue) -> str:
+    name = str(value)
+    if name.startswith(("AWSALB", "AWSALBAPP", "AWSALBTG")):
+        raise ValueError(f"{key} must not start with AWSALB, AWSALBAPP or AWSALBTG")
+    return name
+
+
+class Matcher(Model):
+    http_code: Annotated[str, Field(pattern=r"^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$")] = "200"
+
+    @field_validator("http_code")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        for part in value.split(","):
+            low, _, high = part.partition("-")
+            codes = [int(low), int(high or low)]
+            if not all(200 <= c <= 499 for c in codes) or codes[0] > codes[1]:
+                raise ValueError(f"matcher codes must be within 200-499 (ranges low-high), not {part!r}")
+        return value
+
+
 class TargetGroup(Model):
     name: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")]
     protocol: Literal["HTTP"] = "HTTP"
     protocol_version: Literal["HTTP1"] = "HTTP1"
     port: Annotated[int, Field(ge=1, le=65535)] = 80
+    health_check_enabled: bool = True
+    health_check_protocol: Literal["HTTP"] = "HTTP"
+    health_check_port: Annotated[str, Field(pattern=r"^(traffic-port|[1-9][0-9]{0,4})$")] = "traffic-port"
+    health_check_path: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^/[\x21-\x7e]*$")] = "/"
+    health_check_interval_seconds: Annotated[int, Field(ge=5, le=300)] = 30
+    health_check_timeout_seconds: Annotated[int, Field(ge=2, le=120)] = 5
+    healthy_threshold_count: Annotated[int, Field(ge=2, le=10)] = 5
+    unhealthy_threshold_count: Annotated[int, Field(ge=2, le=10)] = 2
+    matcher: Matcher = Field(default_factory=Matcher)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
     targets: list[Target] = Field(default_factory=list)
+
+    @field_validator("attributes")
+    @classmethod
+    def _known_attributes(cls, value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+        for key, raw in value.items():
+            if key not in TG_ATTRIBUTES:
+                import difflib
+
+                close = difflib.get_close_matches(key, TG_ATTRIBUTES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"unknown or unsupported target group attribute {key!r}{hint}")
+            TG_ATTRIBUTES[key][1](key, raw)
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> TargetGroup:
+        if self.health_check_timeout_seconds >= self.health_check_interval_seconds:
+            raise ValueError("health_check_timeout_seconds must be less than health_check_interval_seconds")
+        return self
+
+    def attribute(self, key: str) -> object:
+        default, convert = TG_ATTRIBUTES[key]
+        return convert(key, self.attributes.get(key, default))
 
 
 class Config(Model):
