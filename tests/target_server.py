@@ -14,6 +14,7 @@ can watch what happened on the target side. Paths:
 * ``/garbage``: answers with bytes that are not HTTP;
 * ``/bigheader``: a response whose header block is over 32 KiB;
 * ``/trailers``: a chunked body followed by an ``X-Digest`` trailer field;
+* ``/healthz``: 200, or 503 after ``/set-health/fail`` (``/set-health/ok`` restores it);
 * ``/ws``: accepts a WebSocket upgrade, then echoes raw bytes, the first
   of them prefixed with ``NAME:``.
 """
@@ -37,6 +38,7 @@ def pattern(n: int) -> bytes:
 class Target:
     def __init__(self, name: str) -> None:
         self.name = name
+        self.healthy = True
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")[1]
@@ -76,7 +78,15 @@ class Target:
             else:
                 return False
         path = request.target.decode()
-        print(f"target {self.name} request {path}", flush=True)
+        agent = dict(request.headers).get(b"user-agent", b"-").decode("latin-1")
+        print(f"target {self.name} request {path} {agent}", flush=True)
+        if path.startswith("/set-health/"):  # test control: make /healthz pass or fail
+            self.healthy = path.endswith("/ok")
+        if path == "/healthz" and not self.healthy:
+            writer.write(conn.send(h11.Response(status_code=503, headers=[("Content-Length", "0")])))
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+            return False
         if path == "/ws":
             await self._websocket_echo(conn, request, reader, writer)
             return False

@@ -135,7 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
         open_key_log(plan.key_log)
 
     async def main() -> None:
-        await Server(plan.bindings, pools=plan.pools, idle_timeout=plan.idle_timeout).run()
+        await Server(plan.bindings, pools=plan.pools, idle_timeout=plan.idle_timeout, targets=plan.targets).run()
 
     run(main(), prefer_uvloop=not args.no_uvloop)
     return 0

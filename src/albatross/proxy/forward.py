@@ -34,6 +34,9 @@ from albatross.http.forwarding import (
 )
 from albatross.http.messages import Headers, Request
 from albatross.http1.connection import error_response
+from albatross.targets.balancing import Balancer, create_balancer
+from albatross.targets.group import select_candidates, slow_start_weight
+from albatross.targets.health import TargetHealth
 from albatross.http1.upstream import (
     BodyReceived,
     InformationalResponse,
@@ -51,26 +54,41 @@ MAX_BUFFERED_BODY = 256 * 1024  # request body held while the target connection 
 
 @dataclass(slots=True)
 class Target:
+    """One registered target: its address, connection pool, health and slow-start state."""
+
     host: str
     port: int
     pool: object  # albatross.server.upstream.TargetPool
     outstanding: int = 0
+    health: TargetHealth | None = None  # None: health checks not configured (always routable)
+    probe: object = None  # albatross.server.health.Probe, when health checks are enabled
+    slow_start_seconds: float = 0
+    slow_start_from: float | None = None
+    errors: float = 0.0
+
+    def weight(self, now: float) -> float:
+        if not self.slow_start_seconds or self.slow_start_from is None or self.health is None:
+            return 1.0
+        if self.health.healthy_since != self.slow_start_from:
+            return 1.0
+        return slow_start_weight(self.slow_start_from, self.slow_start_seconds, now)
 
 
 @dataclass(slots=True)
 class TargetGroupRuntime:
-    """The targets of one group and the (round-robin) choice among them."""
+    """The targets of one group and the choice among them: ALB's fail-open, then the algorithm."""
 
     name: str
     targets: list[Target] = field(default_factory=list)
-    _next: int = 0
+    balancer: Balancer = field(default_factory=lambda: create_balancer("round_robin"))
 
     def choose(self) -> Target | None:
         if not self.targets:
             return None
-        target = self.targets[self._next % len(self.targets)]
-        self._next += 1
-        return target
+        now = time.monotonic()
+        if all(t.health is None for t in self.targets):
+            return self.balancer.choose(self.targets, now)
+        return self.balancer.choose(select_candidates(self.targets, now), now)
 
 
 class Forward(Handler):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from albatross.server.health import HealthChecker
 from albatross.server.listener import Listener
 from albatross.server.upstream import TargetPool
 
@@ -32,9 +33,10 @@ class Binding:
 
 class Server:
     def __init__(self, bindings: list[Binding], *, pools: Sequence[TargetPool] = (), idle_timeout: float = 60.0,
-                 grace_seconds: float = 10.0) -> None:
+                 grace_seconds: float = 10.0, targets: Sequence[object] = ()) -> None:
         self.bindings = bindings
         self.pools = pools
+        self.health = HealthChecker(targets)
         self.idle_timeout = idle_timeout
         self.grace_seconds = grace_seconds
         self._stop = asyncio.Event()
@@ -58,6 +60,7 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         await self.start()
+        self.health.tick(time.monotonic())  # first health checks at once
         while not self._stop.is_set():
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=1.0)
@@ -74,6 +77,7 @@ class Server:
                 b.listener.tls.refresh(wall)
         for pool in self.pools:
             pool.sweep(now, self.idle_timeout)
+        self.health.tick(now)
 
     async def shutdown(self) -> None:
         log.info("stopping: no new connections, %.0f s for open ones to finish", self.grace_seconds)
@@ -97,4 +101,5 @@ class Server:
                 conn.abort()
         for pool in self.pools:
             pool.close()
+        self.health.close()
         log.info("stopped")

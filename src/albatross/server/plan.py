@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 
 from albatross.config.load import resolve
-from albatross.config.model import Config
+from albatross.config.model import Action, Config, TargetGroup
+from albatross.config.model import Listener as ListenerModel
 from albatross.errors import ConfigError
 from albatross.http.forwarding import ForwardingPolicy
-from albatross.config.model import Action, Listener
 from albatross.http.messages import SERVER, Response
 from albatross.proxy.app import FixedResponseAction, ForwardAction, RedirectAction, listener_app
 from albatross.proxy.router import (
@@ -29,9 +29,12 @@ from albatross.proxy.router import (
     validate_redirect,
 )
 from albatross.proxy.forward import Target, TargetGroupRuntime
+from albatross.server.health import Probe
 from albatross.server.lifecycle import Binding
 from albatross.server.listener import Listener, ListenerSettings
 from albatross.server.upstream import TargetPool
+from albatross.targets.balancing import create_balancer
+from albatross.targets.health import HealthCheckSettings, TargetHealth
 from albatross.tls import CertificateSpec, ServerContext, TicketKeyRing, TLSSettings, get_policy
 
 
@@ -40,6 +43,7 @@ class Plan:
     bindings: list[Binding] = field(default_factory=list)
     groups: dict[str, TargetGroupRuntime] = field(default_factory=dict)
     pools: list[TargetPool] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
     idle_timeout: float = 60.0
     key_log: str | None = None
 
@@ -60,13 +64,11 @@ def compile_plan(config: Config, source: str) -> Plan:
     lb = config.load_balancer
     plan = Plan(idle_timeout=float(lb.attribute("idle_timeout.timeout_seconds")))  # type: ignore[arg-type]
     plan.key_log = resolve(config.tls.key_log_file, base) or os.environ.get("SSLKEYLOGFILE") or None
-    for group in config.target_groups:
-        runtime = TargetGroupRuntime(group.name)
-        for t in group.targets:
-            pool = TargetPool(t.id, t.port or group.port)
-            plan.pools.append(pool)
-            runtime.targets.append(Target(t.id, t.port or group.port, pool))
-        plan.groups[group.name] = runtime
+    now = time.monotonic()
+    for g, group in enumerate(config.target_groups):
+        plan.groups[group.name] = runtime = _target_group(group, now, source, f"target_groups[{g}]")
+        plan.targets += runtime.targets
+        plan.pools += [t.pool for t in runtime.targets]  # type: ignore[misc]
     settings = ListenerSettings(
         handshake_timeout=config.tls.handshake_timeout_seconds,
         idle_timeout=plan.idle_timeout,
@@ -123,7 +125,7 @@ def _tls_context(config: Config, index: int, base: str, source: str, ring: Ticke
         raise ConfigError(source, str(exc), where=f"{where}.certificates") from None
 
 
-def _router(listener: Listener, index: int, groups: dict[str, TargetGroupRuntime], source: str,
+def _router(listener: ListenerModel, index: int, groups: dict[str, TargetGroupRuntime], source: str,
             quotas: bool) -> Router:
     """Compile a listener's rules (conditions, actions) into its router.
 
@@ -150,7 +152,7 @@ def _router(listener: Listener, index: int, groups: dict[str, TargetGroupRuntime
     return Router(rules, default)
 
 
-def _action(action: Action, listener: Listener, where: str, groups: dict[str, TargetGroupRuntime],
+def _action(action: Action, listener: ListenerModel, where: str, groups: dict[str, TargetGroupRuntime],
             source: str) -> object:
     if action.type == "forward":
         return ForwardAction([groups[name] for name, _ in action.groups], [w for _, w in action.groups])
@@ -212,3 +214,29 @@ def describe(config: Config) -> str:
         targets = ", ".join(f"{t.id}:{t.port or group.port}" for t in group.targets) or "(no targets)"
         lines.append(f"target group {group.name} {group.protocol} port {group.port}: {targets}")
     return "\n".join(lines)
+
+
+def _target_group(group: TargetGroup, now: float, source: str, where: str) -> TargetGroupRuntime:
+    """A target group's runtime: its balancer, and per target a pool, a health state machine and
+    the probe that feeds it."""
+    try:
+        settings = HealthCheckSettings(
+            enabled=group.health_check_enabled, path=group.health_check_path, port=group.health_check_port,
+            protocol=group.health_check_protocol, interval_seconds=group.health_check_interval_seconds,
+            timeout_seconds=group.health_check_timeout_seconds, healthy_threshold=group.healthy_threshold_count,
+            unhealthy_threshold=group.unhealthy_threshold_count, matcher=group.matcher.http_code)
+        balancer = create_balancer(
+            str(group.attribute("load_balancing.algorithm.type")),
+            anomaly_mitigation=group.attribute("load_balancing.algorithm.anomaly_mitigation") == "on")
+    except ValueError as exc:
+        raise ConfigError(source, str(exc), where=where) from None
+    slow_start = float(group.attribute("slow_start.duration_seconds"))  # type: ignore[arg-type]
+    runtime = TargetGroupRuntime(group.name, balancer=balancer)
+    for t in group.targets:
+        port = t.port or group.port
+        probe = None
+        if settings.enabled:
+            probe = Probe(t.id, settings.check_port(port), settings.path, float(settings.timeout_seconds))
+        runtime.targets.append(Target(t.id, port, TargetPool(t.id, port), health=TargetHealth(settings, now),
+                                      probe=probe, slow_start_seconds=slow_start))
+    return runtime
