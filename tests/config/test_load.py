@@ -165,3 +165,12 @@ def test_check_fails_on_a_broken_file_with_the_place(tmp_path: Path) -> None:
 ])
 def test_rule_mistakes_are_located(tmp_path: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
     assert expected in error(tmp_path, with_(change))
+
+
+def test_configuration_reference_matches_the_model() -> None:
+    from albatross.config.reference import render
+
+    committed = (ROOT / "docs" / "configuration.md").read_text()
+    assert committed == render(), "docs/configuration.md is stale: run python -m albatross.config.reference"
+    for key in ("idle_timeout.timeout_seconds", "health_check_interval_seconds", "redirect_config", "source_ip_config"):
+        assert key in committed
