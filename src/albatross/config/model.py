@@ -11,6 +11,8 @@ This module knows nothing about sockets or OpenSSL: certificates are paths here,
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -64,6 +66,26 @@ LB_ATTRIBUTES = {
 }
 
 
+AttributeTable = dict[str, tuple[str, Callable[[str, AttributeValue], object]]]
+
+
+def check_attributes(value: dict[str, AttributeValue], table: AttributeTable, what: str) -> dict[str, AttributeValue]:
+    """Every key known (else a "did you mean" hint) and every value in ALB's range."""
+    for key, raw in value.items():
+        if key not in table:
+            close = difflib.get_close_matches(key, table, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown or unsupported {what} attribute {key!r}{hint}")
+        table[key][1](key, raw)
+    return value
+
+
+def attribute_value(attributes: dict[str, AttributeValue], table: AttributeTable, key: str) -> object:
+    """An attribute's value, converted, or ALB's default."""
+    default, convert = table[key]
+    return convert(key, attributes.get(key, default))
+
+
 class LoadBalancer(Model):
     name: str = "albatross"
     attributes: dict[str, AttributeValue] = Field(default_factory=dict)
@@ -71,19 +93,10 @@ class LoadBalancer(Model):
     @field_validator("attributes")
     @classmethod
     def _known_attributes(cls, value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
-        for key, raw in value.items():
-            if key not in LB_ATTRIBUTES:
-                import difflib
-
-                close = difflib.get_close_matches(key, LB_ATTRIBUTES, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown or unsupported load balancer attribute {key!r}{hint}")
-            LB_ATTRIBUTES[key][1](key, raw)
-        return value
+        return check_attributes(value, LB_ATTRIBUTES, "load balancer")
 
     def attribute(self, key: str) -> object:
-        default, convert = LB_ATTRIBUTES[key]
-        return convert(key, self.attributes.get(key, default))
+        return attribute_value(self.attributes, LB_ATTRIBUTES, key)
 
 
 class TLSOptions(Model):
@@ -330,15 +343,7 @@ class TargetGroup(Model):
     @field_validator("attributes")
     @classmethod
     def _known_attributes(cls, value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
-        for key, raw in value.items():
-            if key not in TG_ATTRIBUTES:
-                import difflib
-
-                close = difflib.get_close_matches(key, TG_ATTRIBUTES, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown or unsupported target group attribute {key!r}{hint}")
-            TG_ATTRIBUTES[key][1](key, raw)
-        return value
+        return check_attributes(value, TG_ATTRIBUTES, "target group")
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> TargetGroup:
@@ -347,8 +352,7 @@ class TargetGroup(Model):
         return self
 
     def attribute(self, key: str) -> object:
-        default, convert = TG_ATTRIBUTES[key]
-        return convert(key, self.attributes.get(key, default))
+        return attribute_value(self.attributes, TG_ATTRIBUTES, key)
 
 
 class Config(Model):
