@@ -20,6 +20,7 @@ reached a target is never sent twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,15 @@ from albatross.http.forwarding import (
 from albatross.http.messages import Headers, Request
 from albatross.http1.connection import error_response
 from albatross.targets.balancing import Balancer, create_balancer
-from albatross.targets.group import select_candidates, slow_start_weight
+from albatross.targets.group import (
+    decode_sticky,
+    encode_sticky,
+    lb_cookie_headers,
+    lb_cookie_value,
+    new_sticky_key,
+    select_candidates,
+    slow_start_weight,
+)
 from albatross.targets.health import TargetHealth
 from albatross.http1.upstream import (
     BodyReceived,
@@ -66,6 +75,11 @@ class Target:
     slow_start_from: float | None = None
     errors: float = 0.0
 
+    @property
+    def sticky_id(self) -> str:
+        """An opaque, stable id for cookies (the address is not shown to clients)."""
+        return hashlib.blake2s(f"{self.host}:{self.port}".encode(), digest_size=8).hexdigest()
+
     def weight(self, now: float) -> float:
         if not self.slow_start_seconds or self.slow_start_from is None or self.health is None:
             return 1.0
@@ -76,19 +90,55 @@ class Target:
 
 @dataclass(slots=True)
 class TargetGroupRuntime:
-    """The targets of one group and the choice among them: ALB's fail-open, then the algorithm."""
+    """The targets of one group and the choice among them: ALB's fail-open, then the algorithm,
+    unless an ``AWSALB`` cookie binds the client to a target that may still take it."""
 
     name: str
     targets: list[Target] = field(default_factory=list)
     balancer: Balancer = field(default_factory=lambda: create_balancer("round_robin"))
+    sticky_seconds: float = 0  # stickiness.lb_cookie.duration_seconds when lb_cookie stickiness is on
+    sticky_key: bytes = field(default_factory=new_sticky_key)
+
+    def _candidates(self, now: float) -> list[Target]:
+        if all(t.health is None for t in self.targets):
+            return self.targets
+        return select_candidates(self.targets, now)
 
     def choose(self) -> Target | None:
         if not self.targets:
             return None
         now = time.monotonic()
-        if all(t.health is None for t in self.targets):
-            return self.balancer.choose(self.targets, now)
-        return self.balancer.choose(select_candidates(self.targets, now), now)
+        return self.balancer.choose(self._candidates(now), now)
+
+    def choose_for(self, request: Request) -> tuple[Target | None, Headers]:
+        """The target for a request, and the Set-Cookie fields stickiness adds to its response."""
+        if not self.sticky_seconds or not self.targets:
+            return self.choose(), []
+        now, wall = time.monotonic(), time.time()
+        candidates = self._candidates(now)
+        value = lb_cookie_value(_cookies(request.headers))
+        sticky_id = decode_sticky(value, wall, self.sticky_key) if value else None
+        target = next((t for t in candidates if t.sticky_id == sticky_id), None) if sticky_id else None
+        if target is not None and target.health is not None and not target.health.routable \
+                and not getattr(candidates, "fail_open", False):
+            target = None  # bound to a target that is no longer healthy: choose again, re-issue
+        if target is None:
+            target = self.balancer.choose(candidates, now)
+        if target is None:
+            return None, []
+        cookie = encode_sticky(target.sticky_id, wall, self.sticky_seconds, self.sticky_key)
+        return target, [(b"Set-Cookie", c.encode()) for c in lb_cookie_headers(cookie, wall)]
+
+
+def _cookies(headers: Headers) -> dict[str, str]:
+    jar: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, sep, val = part.strip().partition("=")
+                if sep and key not in jar:
+                    jar[key] = val
+    return jar
 
 
 class Forward(Handler):
@@ -96,7 +146,7 @@ class Forward(Handler):
 
     __slots__ = ("request", "responder", "group", "policy", "target", "conn", "framing", "head",
                  "pending", "pending_bytes", "request_ended", "trailers", "head_sent", "done",
-                 "client_paused", "started", "tunnel")
+                 "client_paused", "started", "tunnel", "set_cookies")
 
     def __init__(self, request: Request, responder: Responder, group: TargetGroupRuntime,
                  policy: ForwardingPolicy, client: ClientSide) -> None:
@@ -114,6 +164,7 @@ class Forward(Handler):
         self.done = False
         self.client_paused = False
         self.tunnel = False
+        self.set_cookies: Headers = []
         self.started = time.monotonic()
         try:
             self.framing = check_request_framing(request.method, request.headers, request.http_version,
@@ -127,7 +178,7 @@ class Forward(Handler):
     # -- choosing a target and a connection ---------------------------------------------------
 
     def _dispatch(self) -> None:
-        target = self.group.choose()
+        target, self.set_cookies = self.group.choose_for(self.request)
         if target is None:
             self.fail(503, f"target group {self.group.name} has no registered target")
             return
@@ -212,7 +263,11 @@ class Forward(Handler):
                 length = event.content_length if event.framing != "chunked" and event.status != 204 else None
                 headers = (response_headers_for_h2(event) if self.request.http_version == "2"
                            else event.headers)
-                r.send_head(event.status, _end_to_end(headers), content_length=length,
+                out = _end_to_end(headers)
+                if self.set_cookies:
+                    out += self.set_cookies if self.request.http_version != "2" else \
+                        [(n.lower(), v) for n, v in self.set_cookies]
+                r.send_head(event.status, out, content_length=length,
                             head_only=self.request.method == b"HEAD" or event.framing == "none")
             elif isinstance(event, ResponseEnded):
                 self._finish(None)

@@ -232,6 +232,11 @@ def _target_group(group: TargetGroup, now: float, source: str, where: str) -> Ta
         raise ConfigError(source, str(exc), where=where) from None
     slow_start = float(group.attribute("slow_start.duration_seconds"))  # type: ignore[arg-type]
     runtime = TargetGroupRuntime(group.name, balancer=balancer)
+    if group.attribute("stickiness.enabled"):
+        if group.attribute("stickiness.type") != "lb_cookie":
+            raise ConfigError(source, "stickiness.type app_cookie is not supported yet (lb_cookie is)",
+                              where=f"{where}.attributes")
+        runtime.sticky_seconds = float(group.attribute("stickiness.lb_cookie.duration_seconds"))  # type: ignore[arg-type]
     for t in group.targets:
         port = t.port or group.port
         probe = None
