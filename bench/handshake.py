@@ -33,6 +33,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from procstat import children, cpu_busy, cpu_ticks, free_port, rss_kib  # bench/ is on sys.path when a script runs
+
 HOST = "127.0.0.1"
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
@@ -84,50 +86,8 @@ def make_certificates(directory: str) -> dict[str, tuple[str, str]]:
 
 # --------------------------------------------------------------------------- /proc helpers
 
-def cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return total
-
-
-def cpu0_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of the server core, from /proc/stat."""
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith(f"cpu{SERVER_CPU} "):
-                v = [int(x) for x in line.split()[1:]]
-                idle = v[3] + v[4]
-                return sum(v[:8]) - idle, sum(v[:8])
-    return 0, 0
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
@@ -337,11 +297,11 @@ class Result:
 def run_load(server: Server, load: Load, seconds: int) -> Result:
     t0 = time.monotonic()
     c0 = cpu_ticks(server.pids)
-    b0, t0_jiffies = cpu0_busy()
+    b0, t0_jiffies = cpu_busy(SERVER_CPU)
     out = subprocess.run(load.command(server.port, seconds), capture_output=True, text=True,
                          timeout=seconds + 60).stdout
     c1 = cpu_ticks(server.pids)
-    b1, t1_jiffies = cpu0_busy()
+    b1, t1_jiffies = cpu_busy(SERVER_CPU)
     wall = time.monotonic() - t0
     # Busy jiffies on CPU0 not charged to the server (other users' work; also softirq for loopback).
     foreign = max(0, (b1 - b0) - (c1 - c0)) / max(1, t1_jiffies - t0_jiffies)

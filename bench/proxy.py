@@ -55,6 +55,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from procstat import children, cpu_busy, cpu_ticks, free_port  # bench/ is on sys.path when a script runs
+
 HOST = "127.0.0.1"
 LB_CPU = "0"
 TARGET_CPU = "0"
@@ -111,24 +113,6 @@ def make_certificate(directory: str) -> tuple[str, str, str]:
     return paths[0], paths[1], paths[2]
 
 
-def cpu_ticks(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total
-
-
-def cpu_busy(cpu: str) -> tuple[int, int]:
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith(f"cpu{cpu} "):
-                v = [int(x) for x in line.split()[1:]]
-                return sum(v[:8]) - v[3] - v[4], sum(v[:8])
-    return 0, 0
-
-
 def ctx_switches(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -144,20 +128,6 @@ def passive_opens() -> int:
     with open("/proc/net/snmp") as f:
         rows = [line.split() for line in f if line.startswith("Tcp:")]
     return int(rows[1][rows[0].index("PassiveOpens")])
-
-
-def children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, log: str, timeout: float = 20.0) -> None:
