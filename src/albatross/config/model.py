@@ -12,6 +12,8 @@ This module knows nothing about sockets or OpenSSL: certificates are paths here,
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import re
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -61,9 +63,24 @@ LB_ATTRIBUTES = {
     "routing.http.preserve_host_header.enabled": ("false", _as_bool),
     "routing.http.xff_header_processing.mode": ("append", lambda k, v: _as_choice(k, v, ("append", "preserve", "remove"))),
     "routing.http.xff_client_port.enabled": ("false", _as_bool),
+    "routing.http.x_amzn_tls_version_and_cipher_suite.enabled": ("false", _as_bool),
+    # ALB writes logs to S3 (access_logs.s3.*, connection_logs.s3.*); Albatross writes files.
+    "access_logs.file.enabled": ("false", _as_bool),
+    "access_logs.file.path": ("logs/access.log", lambda k, v: _as_path(k, v)),
+    "connection_logs.file.enabled": ("false", _as_bool),
+    "connection_logs.file.path": ("logs/connection.log", lambda k, v: _as_path(k, v)),
     # Beyond ALB: lift ALB's limit of 5 condition values per rule.
     "albatross.rules.max_condition_values": ("5", lambda k, v: _as_int(k, v, 1, 1000)),
+    # Beyond ALB: how long a stop (SIGTERM) lets in-flight requests finish.
+    "albatross.shutdown.timeout_seconds": ("30", lambda k, v: _as_int(k, v, 0, 3600)),
 }
+
+
+def _as_path(key: str, value: AttributeValue) -> str:
+    text = str(value)
+    if not text or "\0" in text:
+        raise ValueError(f"{key} must be a file path")
+    return text
 
 
 AttributeTable = dict[str, tuple[str, Callable[[str, AttributeValue], object]]]
@@ -107,6 +124,13 @@ class TLSOptions(Model):
     session_ticket_lifetime_seconds: Annotated[int, Field(ge=60, le=604800)] = 43200
     key_log_file: str | None = None
     handshake_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+
+
+class Admin(Model):
+    """Beyond ALB: the admin endpoint (target health, reload; loopback unless told otherwise)."""
+
+    address: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9900
 
 
 class Certificate(Model):
@@ -275,9 +299,26 @@ class Listener(Model):
         return self.ssl_policy or DEFAULT_POLICY
 
 
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+
 class Target(Model):
+    """A registered target: an IP address (ALB's ``ip`` target type) or, beyond ALB, a host name
+    resolved when the configuration is loaded (one target per address)."""
+
     id: str
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _address_or_name(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOST_NAME.match(value):
+                raise ValueError(f"target id must be an IP address or a host name, not {value!r}") from None
+        return value
 
 
 # ALB's target-group attributes that Albatross acts on, with ALB's defaults and ranges.
@@ -349,6 +390,12 @@ class TargetGroup(Model):
     def _timeout_below_interval(self) -> TargetGroup:
         if self.health_check_timeout_seconds >= self.health_check_interval_seconds:
             raise ValueError("health_check_timeout_seconds must be less than health_check_interval_seconds")
+        seen = set()
+        for k, t in enumerate(self.targets):
+            key = (t.id.lower(), t.port or self.port)
+            if key in seen:
+                raise ValueError(f"targets[{k}] registers {t.id}:{key[1]} twice")
+            seen.add(key)
         return self
 
     def attribute(self, key: str) -> object:
@@ -357,6 +404,7 @@ class TargetGroup(Model):
 
 class Config(Model):
     load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
+    admin: Admin | None = None
     tls: TLSOptions = Field(default_factory=TLSOptions)
     listeners: Annotated[list[Listener], Field(min_length=1, max_length=50)]
     target_groups: list[TargetGroup] = Field(default_factory=list)
@@ -370,6 +418,13 @@ class Config(Model):
         ports = [(listener.address, listener.port) for listener in self.listeners]
         if len(set(ports)) != len(ports):
             raise ValueError("two listeners share an address and port")
+        if self.admin is not None:
+            for i, listener in enumerate(self.listeners):
+                if listener.port == self.admin.port and (
+                        listener.address == self.admin.address or "0.0.0.0" in (listener.address, self.admin.address)
+                        or "::" in (listener.address, self.admin.address)):
+                    raise ValueError(f"admin.port {self.admin.port} is also listeners[{i}]'s port: "
+                                     "the admin endpoint never shares a data-plane port")
         limit = int(self.load_balancer.attribute("albatross.rules.max_condition_values"))  # type: ignore[call-overload]
         for i, listener in enumerate(self.listeners):
             places = [(f"listeners[{i}].default_actions[{j}]", a) for j, a in enumerate(listener.default_actions)]

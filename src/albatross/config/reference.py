@@ -35,7 +35,34 @@ ALB_EQUIVALENT = {
     "TargetGroup": "CreateTargetGroup + ModifyTargetGroupAttributes",
     "Matcher": "Matcher",
     "Target": "TargetDescription (RegisterTargets)",
+    "Admin": "beyond ALB: the admin endpoint (target health, reload)",
 }
+
+# Keys whose ALB counterpart is not simply the key in PascalCase (None: beyond ALB).
+ALB_KEY = {
+    "Config.load_balancer": "CreateLoadBalancer", "Config.admin": None, "Config.tls": None,
+    "Config.listeners": "CreateListener (one per item)", "Config.target_groups": "CreateTargetGroup (one per item)",
+    "Listener.address": None, "Listener.rules": "CreateRule (one per item)",
+    "Listener.alpn_policy": "AlpnPolicy (ALB offers it on TLS listeners of NLBs only; here on HTTPS)",
+    "Certificate.certificate": "CertificateArn (a PEM file here)", "Certificate.private_key": None,
+    "Certificate.ocsp_staple": None, "Action.type": "Type", "TargetGroup.targets": "RegisterTargets",
+    "TargetGroup.matcher": "Matcher", "Target.id": "Id (an IP address; a host name is beyond ALB)",
+    "Matcher.http_code": "HttpCode", "TargetGroupTuple.target_group_name": "TargetGroupArn (by name here)",
+    "Action.target_group_name": "TargetGroupArn (by name here)",
+}
+
+
+def _alb_key(model: str, name: str) -> str:
+    if model in ("TLSOptions", "Admin"):
+        return "beyond ALB"
+    key = f"{model}.{name}"
+    if key in ALB_KEY:
+        return ALB_KEY[key] or "beyond ALB"
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _alb_attribute(key: str) -> str:
+    return "beyond ALB" if key.startswith("albatross.") or ".file." in key else "same name"
 
 
 def _type_name(annotation: Any) -> str:
@@ -88,14 +115,15 @@ def render() -> str:
            "attribute names. Relative paths are relative to the configuration file.", ""]
     for model in _models(Config):
         out += [f"## {model.__name__}", "", f"ALB: {ALB_EQUIVALENT.get(model.__name__, '-')}", "",
-                "| key | type | default |", "|---|---|---|"]
+                "| key | type | default | ALB |", "|---|---|---|---|"]
         for name, field in model.model_fields.items():
-            out.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} |")
+            out.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | "
+                       f"{_alb_key(model.__name__, name)} |")
         out.append("")
     for title, table in (("Load balancer attributes (`load_balancer.attributes`)", LB_ATTRIBUTES),
                          ("Target group attributes (`target_groups[].attributes`)", TG_ATTRIBUTES)):
-        out += [f"## {title}", "", "| attribute | ALB default |", "|---|---|"]
-        out += [f"| `{key}` | `{default}` |" for key, (default, _) in table.items()]
+        out += [f"## {title}", "", "| attribute | default | ALB |", "|---|---|---|"]
+        out += [f"| `{key}` | `{default}` | {_alb_attribute(key)} |" for key, (default, _) in table.items()]
         out.append("")
     return "\n".join(out)
 

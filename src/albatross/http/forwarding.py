@@ -135,6 +135,9 @@ class ForwardingPolicy:
     """``routing.http.drop_invalid_header_fields.enabled``: drop names outside [A-Za-z0-9-]."""
     desync_mitigation_mode: str = "defensive"
     """Accepted for the access log; Albatross always rejects ambiguous framing (strictest)."""
+    tls_headers: bool = False
+    """``routing.http.x_amzn_tls_version_and_cipher_suite.enabled``: tell the target the client's
+    TLS version and cipher in ``x-amzn-tls-version`` and ``x-amzn-tls-cipher-suite``."""
 
     def __post_init__(self) -> None:
         if self.xff_mode not in ("append", "preserve", "remove"):
@@ -155,6 +158,11 @@ class ClientSide:
     """The listener port the client connected to."""
     scheme: str
     """``http`` or ``https``: the client↔load balancer protocol."""
+    tls_version: str | None = None
+    """The client connection's TLS version (``TLSv1.3``) and cipher (OpenSSL's name), if TLS."""
+    tls_cipher: str | None = None
+    tls_lines: tuple[bytes, ...] = field(init=False, repr=False, compare=False)
+    """Precomputed ``x-amzn-tls-version`` and ``x-amzn-tls-cipher-suite`` lines (empty without TLS)."""
     xff_entry: bytes = field(init=False, repr=False, compare=False)
     """Precomputed X-Forwarded-For entry without the port."""
     xff_entry_port: bytes = field(init=False, repr=False, compare=False)
@@ -173,6 +181,11 @@ class ClientSide:
             b"X-Forwarded-Proto: %s\r\n" % self.scheme.encode(),
             b"X-Forwarded-Port: %d\r\n" % self.listener_port,
         ))
+        tls: tuple[bytes, ...] = ()
+        if self.tls_version and self.tls_cipher:
+            tls = (b"x-amzn-tls-version: %s\r\n" % self.tls_version.encode("ascii"),
+                   b"x-amzn-tls-cipher-suite: %s\r\n" % self.tls_cipher.encode("ascii"))
+        object.__setattr__(self, "tls_lines", tls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +213,8 @@ _KINDS = {
     b"host": _HOST, b"keep-alive": _HOP, b"proxy-connection": _HOP, b"te": _HOP,
     b"http2-settings": _HOP, b"x-forwarded-for": _XFF, b"x-forwarded-proto": _XF_OURS,
     b"x-forwarded-port": _XF_OURS, b"x-amzn-trace-id": _TRACE, b"cookie": _COOKIE,
+    # Ours alone to set (routing.http.x_amzn_tls_version_and_cipher_suite.enabled): a client's are dropped.
+    b"x-amzn-tls-version": _XF_OURS, b"x-amzn-tls-cipher-suite": _XF_OURS,
 }
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _ALB_NAME = re.compile(rb"[-A-Za-z0-9]+")
@@ -580,6 +595,8 @@ def build_target_request(method: bytes, target: bytes, http_version: str, header
     elif mode == "preserve" and xff is not None:
         out.append(b"X-Forwarded-For: " + xff + b"\r\n")
     out += client.forwarded_lines
+    if policy.tls_headers:
+        out += client.tls_lines
     _add_framing(out, method, framing)
     if trace is not None and sum(map(len, out)) > TRACE_REWRITE_THRESHOLD:
         trace = None

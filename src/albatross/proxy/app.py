@@ -110,5 +110,8 @@ def _client(request: Request, scheme: str) -> ClientSide:
         return ClientSide("-", 0, 0, scheme)
     client = conn.forwarding
     if client is None:  # once per client connection
-        client = conn.forwarding = ClientSide(conn.client_ip, conn.client_port, conn.local_port, scheme)
+        tls = conn.tls
+        client = conn.forwarding = ClientSide(conn.client_ip, conn.client_port, conn.local_port, scheme,
+                                              tls.version if tls is not None else None,
+                                              tls.cipher if tls is not None else None)
     return client  # type: ignore[no-any-return]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -74,6 +75,22 @@ class Target:
     slow_start_seconds: float = 0
     slow_start_from: float | None = None
     errors: float = 0.0
+    group: str = ""  # the target group's name
+    name: str | None = None  # the host name it was registered by (beyond ALB), when not an IP
+    deregistration_delay: float = 300.0  # deregistration_delay.timeout_seconds of its group
+    drain_until: float = math.inf  # when draining: the end of the deregistration delay
+
+    def describe(self) -> dict[str, object]:
+        """DescribeTargetHealth's TargetHealthDescription for this target, in snake_case."""
+        health = self.health.describe() if self.health is not None else {"State": "unavailable"}
+        target: dict[str, object] = {"id": self.name or self.host, "port": self.port}
+        if self.name:
+            target["address"] = self.host
+        out: dict[str, object] = {"target": target,
+                                  "health_check_port": str(getattr(self.probe, "port", self.port)),
+                                  "target_health": {k.lower(): v for k, v in health.items()},
+                                  "outstanding_requests": self.outstanding}
+        return out
 
     @property
     def sticky_id(self) -> str:

@@ -23,8 +23,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from albatross.http.exchange import App
-from albatross.http.messages import ConnectionInfo
+from albatross.http.exchange import App, Handler, Responder
+from albatross.http.messages import ConnectionInfo, Request
 from albatross.http1.connection import H1ServerConnection, error_response, serialize
 from albatross.server.h2 import H2Server
 from albatross.tls import (
@@ -61,15 +61,57 @@ def _connection_info(transport: asyncio.BaseTransport) -> ConnectionInfo:
     return ConnectionInfo(label, client_ip=host, client_port=port, local_port=int(local[1]))
 
 
-class Listener:
-    """One listening socket's shared state: settings, TLS context, open connections."""
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What one listening socket should serve: where, which scheme, which app, which TLS context.
 
-    def __init__(self, app: App, settings: ListenerSettings, tls: ServerContext | None = None) -> None:
+    A configuration compiles into bindings; the server keeps one :class:`Listener` per
+    ``(host, port)`` and, on a reload, hands a listener that stays its new app, settings and
+    TLS context instead of closing its socket (even HTTP to HTTPS: the protocol is chosen per
+    accepted connection).
+    """
+
+    host: str
+    port: int
+    scheme: str  # "https", "http" or "admin"
+    app: App
+    settings: ListenerSettings
+    tls: ServerContext | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.host, self.port
+
+
+class Listener:
+    """One listening socket's shared state: settings, TLS context, open connections.
+
+    ``app``, ``settings`` and ``tls`` may be replaced while the listener serves (a reload):
+    codecs reach the app through :meth:`dispatch`, so requests on open keep-alive connections
+    follow the new rules; handshakes in progress and established TLS sessions keep the context
+    they started with, and new connections take the new one.
+    """
+
+    def __init__(self, app: App, settings: ListenerSettings, tls: ServerContext | None = None, *,
+                 scheme: str = "", host: str = "", port: int = 0) -> None:
         self.app = app
         self.settings = settings
         self.tls = tls
+        self.scheme = scheme or ("https" if tls is not None else "http")
+        self.host = host
+        self.port = port
         self.connections: set[_ClientProtocol] = set()
         self.server: asyncio.base_events.Server | None = None
+
+    @classmethod
+    def from_binding(cls, b: Binding) -> Listener:
+        return cls(b.app, b.settings, b.tls, scheme=b.scheme, host=b.host, port=b.port)
+
+    def update(self, b: Binding) -> None:
+        self.app, self.settings, self.tls, self.scheme = b.app, b.settings, b.tls, b.scheme
+
+    def dispatch(self, request: Request, responder: Responder) -> Handler:
+        return self.app(request, responder)
 
     def protocol_factory(self) -> asyncio.Protocol:
         return TLSProtocol(self) if self.tls is not None else PlainProtocol(self)
@@ -133,9 +175,9 @@ class _ClientProtocol(asyncio.Protocol):
         s = self.listener.settings
         try:
             if protocol == "h2":
-                self.codec = H2Server(self.listener.app, self, self.info, s.max_concurrent_streams)
+                self.codec = H2Server(self.listener.dispatch, self, self.info, s.max_concurrent_streams)
             else:
-                self.codec = H1ServerConnection(self.listener.app, self, scheme=scheme, connection=self.info)
+                self.codec = H1ServerConnection(self.listener.dispatch, self, scheme=scheme, connection=self.info)
         except Exception:  # as in deliver(): one connection lost, logged with its peer
             log.exception("cannot start %s on connection from %s; closing it", protocol, self.info.peer)
             self.abort()

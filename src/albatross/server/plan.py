@@ -8,8 +8,12 @@ place inside it, as validation errors are.
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import os
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from albatross.config.load import resolve
@@ -30,22 +34,49 @@ from albatross.proxy.router import (
 )
 from albatross.proxy.forward import Target, TargetGroupRuntime
 from albatross.server.health import Probe
-from albatross.server.lifecycle import Binding
-from albatross.server.listener import Listener, ListenerSettings
+from albatross.server.listener import Binding, ListenerSettings
 from albatross.server.upstream import TargetPool
 from albatross.targets.balancing import create_balancer
+from albatross.targets.group import new_sticky_key
 from albatross.targets.health import HealthCheckSettings, TargetHealth
 from albatross.tls import CertificateSpec, ServerContext, TicketKeyRing, TLSSettings, get_policy
 
 
 @dataclass(slots=True)
 class Plan:
+    """Everything a configuration compiles into, ready to serve.
+
+    Compiling has no effect on a running server: objects carried over from the ``previous``
+    plan (targets with their health, pools and in-flight counts, the ticket-key ring, the
+    stickiness key) are only referenced, and what must change on them (new health-check
+    settings, a group no longer in use) waits in ``updates`` until :meth:`commit`, which the
+    server calls once the whole new plan is in place. A failed compile leaves nothing changed.
+    """
+
     bindings: list[Binding] = field(default_factory=list)
     groups: dict[str, TargetGroupRuntime] = field(default_factory=dict)
-    pools: list[TargetPool] = field(default_factory=list)
-    targets: list[Target] = field(default_factory=list)
     idle_timeout: float = 60.0
+    stop_timeout: float = 30.0
     key_log: str | None = None
+    admin: tuple[str, int] | None = None
+    ring: TicketKeyRing | None = None
+    sticky_key: bytes = field(default_factory=new_sticky_key)
+    source: str | None = None
+    digest: str | None = None  # SHA-256 of the configuration file as loaded
+    updates: list[Callable[[float], None]] = field(default_factory=list)
+
+    @property
+    def targets(self) -> list[Target]:
+        return [t for group in self.groups.values() for t in group.targets]
+
+    @property
+    def pools(self) -> list[TargetPool]:
+        return [t.pool for t in self.targets]  # type: ignore[misc]
+
+    def commit(self, now: float) -> None:
+        updates, self.updates = self.updates, []
+        for update in updates:
+            update(now)
 
 
 def forwarding_policy(config: Config) -> ForwardingPolicy:
@@ -56,19 +87,34 @@ def forwarding_policy(config: Config) -> ForwardingPolicy:
         preserve_host=bool(lb.attribute("routing.http.preserve_host_header.enabled")),
         drop_invalid_header_fields=bool(lb.attribute("routing.http.drop_invalid_header_fields.enabled")),
         desync_mitigation_mode=str(lb.attribute("routing.http.desync_mitigation_mode")),
+        tls_headers=bool(lb.attribute("routing.http.x_amzn_tls_version_and_cipher_suite.enabled")),
     )
 
 
-def compile_plan(config: Config, source: str) -> Plan:
+def file_digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def compile_plan(config: Config, source: str, previous: Plan | None = None) -> Plan:
+    """Compile ``config`` (loaded from ``source``); with ``previous``, carry over what a reload keeps."""
     base = os.path.dirname(os.path.abspath(source))
     lb = config.load_balancer
-    plan = Plan(idle_timeout=float(lb.attribute("idle_timeout.timeout_seconds")))  # type: ignore[arg-type]
+    plan = Plan(idle_timeout=float(lb.attribute("idle_timeout.timeout_seconds")),  # type: ignore[arg-type]
+                stop_timeout=float(lb.attribute("albatross.shutdown.timeout_seconds")),  # type: ignore[arg-type]
+                source=source, digest=file_digest(source))
+    if previous is not None:
+        plan.sticky_key = previous.sticky_key
+    if config.admin is not None:
+        plan.admin = (config.admin.address, config.admin.port)
     plan.key_log = resolve(config.tls.key_log_file, base) or os.environ.get("SSLKEYLOGFILE") or None
     now = time.monotonic()
     for g, group in enumerate(config.target_groups):
-        plan.groups[group.name] = runtime = _target_group(group, now, source, f"target_groups[{g}]")
-        plan.targets += runtime.targets
-        plan.pools += [t.pool for t in runtime.targets]  # type: ignore[misc]
+        before = previous.groups.get(group.name) if previous is not None else None
+        plan.groups[group.name] = _target_group(group, now, source, f"target_groups[{g}]", plan, before)
     settings = ListenerSettings(
         handshake_timeout=config.tls.handshake_timeout_seconds,
         idle_timeout=plan.idle_timeout,
@@ -76,7 +122,6 @@ def compile_plan(config: Config, source: str) -> Plan:
     )
     policy = forwarding_policy(config)
     http2 = bool(lb.attribute("routing.http2.enabled"))
-    ring: TicketKeyRing | None = None
     for i, listener in enumerate(config.listeners):
         scheme = "https" if listener.protocol == "HTTPS" else "http"
         quotas = int(str(lb.attribute("albatross.rules.max_condition_values"))) <= 5
@@ -84,17 +129,29 @@ def compile_plan(config: Config, source: str) -> Plan:
                            listener_port=listener.port)
         tls = None
         if listener.protocol == "HTTPS":
-            if ring is None:
-                ring = _ticket_ring(config, base, source)
-            tls = _tls_context(config, i, base, source, ring, http2)
-        plan.bindings.append(Binding(Listener(app, settings, tls), listener.address, listener.port, scheme))
+            if plan.ring is None:
+                plan.ring = _ticket_ring(config, base, source, previous.ring if previous is not None else None)
+            tls = _tls_context(config, i, base, source, plan.ring, http2)
+        plan.bindings.append(Binding(listener.address, listener.port, scheme, app, settings, tls))
+    in_use = {name for listener in config.listeners
+              for action in [*listener.default_actions, *(a for rule in listener.rules for a in rule.actions)]
+              for name, _ in action.groups}
+    for name, runtime in plan.groups.items():
+        for target in runtime.targets:
+            if target.health is not None:
+                plan.updates.append(lambda now, h=target.health, used=name in in_use: h.set_in_use(now, used))
     return plan
 
 
-def _ticket_ring(config: Config, base: str, source: str) -> TicketKeyRing:
+def _ticket_ring(config: Config, base: str, source: str, previous: TicketKeyRing | None) -> TicketKeyRing:
+    """The session-ticket key ring; a reload keeps the running one while its file and period
+    stay the same, so tickets issued before the reload still resume."""
     path = resolve(config.tls.session_ticket_keys, base)
+    rotation = config.tls.session_ticket_rotation_seconds
+    if previous is not None and previous.path == path and previous.rotation_seconds == rotation:
+        return previous
     try:
-        return TicketKeyRing(path, config.tls.session_ticket_rotation_seconds, now=time.time())
+        return TicketKeyRing(path, rotation, now=time.time())
     except ConfigError as exc:
         raise ConfigError(source, str(exc), where="tls.session_ticket_keys") from None
 
@@ -216,9 +273,12 @@ def describe(config: Config) -> str:
     return "\n".join(lines)
 
 
-def _target_group(group: TargetGroup, now: float, source: str, where: str) -> TargetGroupRuntime:
+def _target_group(group: TargetGroup, now: float, source: str, where: str, plan: Plan,
+                  before: TargetGroupRuntime | None) -> TargetGroupRuntime:
     """A target group's runtime: its balancer, and per target a pool, a health state machine and
-    the probe that feeds it."""
+    the probe that feeds it. Targets already registered in ``before`` (same group, address and
+    port) are carried over with their health and connections; their new settings are applied
+    at commit."""
     try:
         settings = HealthCheckSettings(
             enabled=group.health_check_enabled, path=group.health_check_path, port=group.health_check_port,
@@ -231,17 +291,57 @@ def _target_group(group: TargetGroup, now: float, source: str, where: str) -> Ta
     except ValueError as exc:
         raise ConfigError(source, str(exc), where=where) from None
     slow_start = float(group.attribute("slow_start.duration_seconds"))  # type: ignore[arg-type]
-    runtime = TargetGroupRuntime(group.name, balancer=balancer)
+    delay = float(group.attribute("deregistration_delay.timeout_seconds"))  # type: ignore[arg-type]
+    runtime = TargetGroupRuntime(group.name, balancer=balancer, sticky_key=plan.sticky_key)
     if group.attribute("stickiness.enabled"):
         if group.attribute("stickiness.type") != "lb_cookie":
             raise ConfigError(source, "stickiness.type app_cookie is not supported yet (lb_cookie is)",
                               where=f"{where}.attributes")
         runtime.sticky_seconds = float(group.attribute("stickiness.lb_cookie.duration_seconds"))  # type: ignore[arg-type]
-    for t in group.targets:
+    kept = {(t.host, t.port): t for t in before.targets} if before is not None else {}
+    for k, t in enumerate(group.targets):
         port = t.port or group.port
-        probe = None
-        if settings.enabled:
-            probe = Probe(t.id, settings.check_port(port), settings.path, float(settings.timeout_seconds))
-        runtime.targets.append(Target(t.id, port, TargetPool(t.id, port), health=TargetHealth(settings, now),
-                                      probe=probe, slow_start_seconds=slow_start))
+        for address in _addresses(t.id, port, source, f"{where}.targets[{k}]"):
+            probe = None
+            if settings.enabled:
+                probe = Probe(address, settings.check_port(port), settings.path, float(settings.timeout_seconds))
+            name = None if address == t.id else t.id
+            target = kept.pop((address, port), None)
+            if target is None:
+                target = Target(address, port, TargetPool(address, port), health=TargetHealth(settings, now),
+                                probe=probe, slow_start_seconds=slow_start, group=group.name, name=name,
+                                deregistration_delay=delay)
+            else:
+                plan.updates.append(lambda now, tg=target, p=probe, n=name: _reconfigure(
+                    tg, now, settings, p, n, slow_start, delay))
+            if target not in runtime.targets:
+                runtime.targets.append(target)
     return runtime
+
+
+def _reconfigure(target: Target, now: float, settings: HealthCheckSettings, probe: Probe | None, name: str | None,
+                 slow_start: float, delay: float) -> None:
+    assert target.health is not None
+    target.health.reconfigure(settings, now)
+    target.probe, target.name = probe, name
+    target.slow_start_seconds, target.deregistration_delay = slow_start, delay
+
+
+def _addresses(host: str, port: int, source: str, where: str) -> list[str]:
+    """A target's addresses: an IP address as given; a host name (beyond ALB) resolved now,
+    one target per address, in the resolver's order."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(source, f"target host name {host!r} does not resolve: {exc}", where=where) from None
+    out: list[str] = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in out:
+            out.append(address)
+    return out

@@ -159,6 +159,7 @@ class TargetPool:
         self.idle: deque[tuple[float, UpstreamConnection]] = deque()
         self.busy: set[UpstreamConnection] = set()
         self.connecting = 0
+        self.closed = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def take_idle(self) -> UpstreamConnection | None:
@@ -197,7 +198,7 @@ class TargetPool:
 
     def put_idle(self, conn: UpstreamConnection) -> None:
         self.busy.discard(conn)
-        if len(self.idle) >= MAX_IDLE:
+        if len(self.idle) >= MAX_IDLE or self.closed:
             conn.close()
             return
         self.idle.append((time.monotonic(), conn))
@@ -216,9 +217,18 @@ class TargetPool:
                 conn.close()
                 exchange.upstream_failed(f"target {self.label} sent nothing for {idle_timeout:.0f} s", status=504)
 
-    def close(self) -> None:
+    def close(self, *, abort_busy: bool = False) -> None:
+        """Close the idle connections (and stop connecting); with ``abort_busy``, also cut the
+        exchanges in progress (a deregistration delay that ran out)."""
+        self.closed = True
         for _, conn in self.idle:
             conn.close()
         self.idle.clear()
         for task in self._tasks:
             task.cancel()
+        if abort_busy:
+            for conn in list(self.busy):
+                exchange = conn.exchange
+                conn.close()
+                if exchange is not None:
+                    exchange.upstream_failed(f"target {self.label} deregistered", status=502)

@@ -316,6 +316,24 @@ class TargetHealth:
         elif self._state == UNUSED:
             self.__init__(self.settings, now)  # type: ignore[misc]
 
+    def reconfigure(self, settings: HealthCheckSettings, now: float) -> None:
+        """New health-check settings for a target that stays registered (a configuration reload).
+
+        The state and the counts so far are kept, as when ALB's ModifyTargetGroup changes a
+        group's checks; the next check comes no later than one new interval from now.
+        Switching checks on or off starts over (``initial``, or ``unavailable``).
+        """
+        if settings == self.settings:
+            return
+        if settings.enabled != self.settings.enabled:
+            registered_at = self.registered_at
+            self.__init__(settings, now)  # type: ignore[misc]
+            self.registered_at = registered_at
+            return
+        self.settings = settings
+        if self._state in (INITIAL, HEALTHY, UNHEALTHY):
+            self._due = min(self._due, now + settings.interval_seconds)
+
     def handle_timer(self, now: float) -> None:
         """Complete a deregistration whose delay has elapsed (``unused``/``Target.NotRegistered``)."""
         if self._state == DRAINING and now >= self._drain_until:
