@@ -15,13 +15,21 @@ APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
 DEMO_ARGS ?= --https-port 8443 --http-port 8080
 
-.PHONY: demo test bench system-deps print-apt-packages clean
+.PHONY: demo test bench example example-certs system-deps print-apt-packages clean
 
 demo: $(STAMP)
 	$(BIN)/albatross demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The full example configuration (examples/config-example.yaml): its certificates, OCSP staple
+# and ticket keys, then `albatross check` on it.
+example-certs: $(STAMP)
+	$(BIN)/python examples/make_certs.py examples
+
+example: example-certs
+	$(BIN)/albatross check examples/config-example.yaml
 
 bench: $(STAMP)
 	$(MAKE) system-deps APT_PACKAGES="$(APT_PACKAGES) $(APT_BENCH)"

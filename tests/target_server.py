@@ -14,6 +14,7 @@ can watch what happened on the target side. Paths:
 * ``/garbage``: answers with bytes that are not HTTP;
 * ``/bigheader``: a response whose header block is over 32 KiB;
 * ``/trailers``: a chunked body followed by an ``X-Digest`` trailer field;
+* ``/set-cookie/NAME=VALUE``: ``/echo``'s answer with ``Set-Cookie: NAME=VALUE; Path=/; HttpOnly``;
 * ``/healthz``: 200, or 503 after ``/set-health/fail`` (``/set-health/ok`` restores it);
 * ``/ws``: accepts a WebSocket upgrade, then echoes raw bytes, the first
   of them prefixed with ``NAME:``.
@@ -112,6 +113,8 @@ class Target:
             await writer.drain()
             return False
         headers = [("X-Target", self.name)]
+        if path.startswith("/set-cookie/"):  # the application sets a cookie (app_cookie stickiness)
+            headers.append(("Set-Cookie", path.split("/", 2)[2] + "; Path=/; HttpOnly"))
         if path == "/trailers":  # a chunked body followed by a trailer field
             writer.write(conn.send(h11.Response(status_code=200, headers=headers + [("Trailer", "X-Digest")])))
             writer.write(conn.send(h11.Data(data=b"body with a trailer")))

@@ -174,3 +174,72 @@ def test_configuration_reference_matches_the_model() -> None:
     assert committed == render(), "docs/configuration.md is stale: run python -m albatross.config.reference"
     for key in ("idle_timeout.timeout_seconds", "health_check_interval_seconds", "redirect_config", "source_ip_config"):
         assert key in committed
+
+
+def _weighted(d: dict, **stickiness: object) -> None:  # type: ignore[type-arg]
+    d["target_groups"].append({"name": "api", "targets": [{"id": "127.0.0.1", "port": 9002}]})
+    forward: dict = {"target_groups": [{"target_group_name": "web", "weight": 1},  # type: ignore[type-arg]
+                                       {"target_group_name": "api", "weight": 1}]}
+    if stickiness:
+        forward["target_group_stickiness_config"] = stickiness
+    d["listeners"][0]["default_actions"] = [{"type": "forward", "forward_config": forward}]
+
+
+def _sticky(d: dict, kind: str, **extra: object) -> None:  # type: ignore[type-arg]
+    d["target_groups"][0]["attributes"] = {"stickiness.enabled": True, "stickiness.type": kind, **extra}
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: (_sticky(d, "lb_cookie"), _weighted(d)),
+     "listeners[0].default_actions[0]: target group 'web' has stickiness, so this weighted forward needs "
+     "forward_config.target_group_stickiness_config enabled"),
+    (lambda d: (_sticky(d, "app_cookie", **{"stickiness.app_cookie.cookie_name": "S"}),
+                _weighted(d, enabled=True, duration_seconds=60)),
+     "target group 'web' uses app_cookie stickiness, which ALB does not allow in a weighted forward"),
+    (lambda d: _sticky(d, "app_cookie"),
+     "target_groups[0]: stickiness.type app_cookie needs stickiness.app_cookie.cookie_name"),
+    (lambda d: _sticky(d, "app_cookie", **{"stickiness.app_cookie.cookie_name": "AWSALBAPP-x"}),
+     "stickiness.app_cookie.cookie_name must not start with AWSALB"),
+    (lambda d: _weighted(d, enabled=True),
+     "target_group_stickiness_config: duration_seconds is required when target group stickiness is enabled"),
+    (lambda d: d.update(admin={"port": 8080}),
+     "admin.port 8080 is also listeners[0]'s port: the admin endpoint never shares a data-plane port"),
+    (lambda d: d.update(admin={"port": 9900, "adress": "127.0.0.1"}),
+     "admin.adress: unknown key 'adress' (did you mean 'address'?)"),
+    (lambda d: d["target_groups"][0]["targets"].append({"id": "127.0.0.1", "port": 9001}),
+     "target_groups[0]: targets[1] registers 127.0.0.1:9001 twice"),
+    (lambda d: d["target_groups"][0]["targets"].append({"id": "no such host!", "port": 9001}),
+     "target_groups[0].targets[1].id: target id must be an IP address or a host name, not 'no such host!'"),
+    (lambda d: d["target_groups"][0].update(attributes={"deregistration_delay.timeout_seconds": 4000}),
+     "deregistration_delay.timeout_seconds must be between 0 and 3600, not 4000"),
+    (lambda d: d.update(load_balancer={"attributes": {"albatross.shutdown.timeout_seconds": -1}}),
+     "albatross.shutdown.timeout_seconds must be between 0 and 3600, not -1"),
+    (lambda d: d.update(load_balancer={"attributes": {"access_logs.file.enable": True}}),
+     "unknown or unsupported load balancer attribute 'access_logs.file.enable' (did you mean 'access_logs.file.enabled'?)"),
+])
+def test_target_group_and_admin_mistakes_are_located(tmp_path: Path, change, expected: str) -> None:  # type: ignore[no-untyped-def]
+    assert expected in error(tmp_path, with_(change))
+
+
+def test_the_full_example_checks_with_its_generated_certificates(tmp_path: Path) -> None:
+    """examples/config-example.yaml (the format's reference example) passes `albatross check`
+    once `make example-certs` (examples/make_certs.py) has made its files."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "examples" / "config-example.yaml", tmp_path / "config-example.yaml")
+    subprocess.run([sys.executable, str(ROOT / "examples" / "make_certs.py"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=120)
+    for name in ("site-rsa.pem", "site-ecdsa.key", "api.pem", "site-rsa.ocsp.der", "ca.pem"):
+        assert (tmp_path / "certs" / name).stat().st_size > 0
+    done = subprocess.run([sys.executable, "-m", "albatross", "check", str(tmp_path / "config-example.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("config-example.yaml: OK")
+    assert "forward to api-blue (weight 90), api-green (weight 10)" in done.stdout
+    # Without the generated files the check names what is missing, and where.
+    shutil.rmtree(tmp_path / "certs")
+    failed = subprocess.run([sys.executable, "-m", "albatross", "check", str(tmp_path / "config-example.yaml")],
+                            capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 2 and "listeners[1].certificates" in failed.stderr

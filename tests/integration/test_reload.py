@@ -212,9 +212,11 @@ def test_draining_lets_the_in_flight_request_finish_and_takes_no_new_ones(
         assert {httpx.get(s.url("/echo")).headers["x-target"] for _ in range(10)} == {"t2"}
         slow.join(30)
         assert result and result[0].status_code == 200 and result[0].headers["x-target"] == "t1"
-        # No request left: deregistration completes at once (long before the 30 s delay).
+        # No request left: deregistration completes at once (long before the 30 s delay), and,
+        # as on ALB, the target reads draining until the delay ends.
         lb.wait_for_log(rf"target 127\.0\.0\.1:{t1.port} of g: deregistration complete", timeout=5)
-        assert t1.port not in states(s.targets_json())
+        t1.wait_for("closed")  # its idle keep-alive connection was closed
+        assert states(s.targets_json())[t1.port][0] == "draining"
 
 
 def test_deregistration_delay_ends_what_is_still_in_flight(tmp_path: Path, procs: list[TargetProcess]) -> None:
@@ -231,6 +233,7 @@ def test_deregistration_delay_ends_what_is_still_in_flight(tmp_path: Path, procs
         assert result and result[0].status_code == 502  # cut when the delay ran out
         lb.wait_for_log(r"deregistration delay over, closing 1 in-flight requests")
         t1.wait_for("closed")  # the target saw its connection closed
+        assert t1.port not in states(s.targets_json())  # gone once the delay has ended
 
 
 def test_sigterm_deadline_cuts_requests_that_do_not_finish(tmp_path: Path, procs: list[TargetProcess]) -> None:

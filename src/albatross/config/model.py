@@ -148,6 +148,12 @@ class TargetGroupStickinessConfig(Model):
     enabled: bool = False
     duration_seconds: Annotated[int, Field(ge=1, le=604800)] | None = None
 
+    @model_validator(mode="after")
+    def _duration_when_enabled(self) -> TargetGroupStickinessConfig:
+        if self.enabled and self.duration_seconds is None:
+            raise ValueError("duration_seconds is required when target group stickiness is enabled (1-604800)")
+        return self
+
 
 class ForwardConfig(Model):
     target_groups: Annotated[list[TargetGroupTuple], Field(min_length=1, max_length=5)]
@@ -387,6 +393,17 @@ class TargetGroup(Model):
         return check_attributes(value, TG_ATTRIBUTES, "target group")
 
     @model_validator(mode="after")
+    def _app_cookie_named(self) -> TargetGroup:
+        if self.sticky_type == "app_cookie" and not self.attributes.get("stickiness.app_cookie.cookie_name"):
+            raise ValueError("stickiness.type app_cookie needs stickiness.app_cookie.cookie_name (the application's cookie)")
+        return self
+
+    @property
+    def sticky_type(self) -> str | None:
+        """``lb_cookie`` or ``app_cookie`` when stickiness is enabled, else None."""
+        return str(self.attribute("stickiness.type")) if self.attribute("stickiness.enabled") else None
+
+    @model_validator(mode="after")
     def _timeout_below_interval(self) -> TargetGroup:
         if self.health_check_timeout_seconds >= self.health_check_interval_seconds:
             raise ValueError("health_check_timeout_seconds must be less than health_check_interval_seconds")
@@ -434,6 +451,7 @@ class Config(Model):
                 for group, _ in action.groups:
                     if group not in names:
                         raise ValueError(f"{where} forwards to unknown target group {group!r}")
+                self._check_weighted_stickiness(where, action)
             priorities = [rule.priority for rule in listener.rules]
             if len(set(priorities)) != len(priorities):
                 raise ValueError(f"listeners[{i}].rules: priorities must be unique within a listener")
@@ -444,3 +462,19 @@ class Config(Model):
                         f"listeners[{i}].rules[{k}] has {values} condition values; ALB allows {limit} per rule "
                         "(load_balancer attribute albatross.rules.max_condition_values raises the limit, beyond ALB)")
         return self
+
+    def _check_weighted_stickiness(self, where: str, action: Action) -> None:
+        """ALB's rules for weighted forwards: target stickiness in a member group needs group
+        stickiness on the action, and application-cookie stickiness cannot be used at all."""
+        if len(action.groups) < 2:
+            return
+        by_name = {g.name: g for g in self.target_groups}
+        config = action.forward_config.target_group_stickiness_config if action.forward_config else None
+        for name, _ in action.groups:
+            kind = by_name[name].sticky_type
+            if kind == "app_cookie":
+                raise ValueError(f"{where}: target group {name!r} uses app_cookie stickiness, which ALB does not "
+                                 "allow in a weighted forward (several target groups)")
+            if kind == "lb_cookie" and not (config and config.enabled):
+                raise ValueError(f"{where}: target group {name!r} has stickiness, so this weighted forward needs "
+                                 "forward_config.target_group_stickiness_config enabled (as ALB requires)")

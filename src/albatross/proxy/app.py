@@ -8,22 +8,31 @@ handler for the front-end codec.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 from albatross.http.exchange import App, Handler, Responder, static
 from albatross.http.forwarding import ClientSide, ForwardingPolicy
-from albatross.http.messages import SERVER, Request, Response
+from albatross.http.messages import SERVER, Headers, Request, Response
 from albatross.http1.connection import error_response
-from albatross.proxy.forward import Forward, TargetGroupRuntime
+from albatross.proxy.forward import Forward, TargetGroupRuntime, request_cookies
+from albatross.targets.group import TG_COOKIE, decode_sticky, encode_sticky, lb_cookie_value, lb_cookie_headers
 from albatross.proxy.router import RequestView, Router, redirect_location
 
 
 @dataclass(slots=True)
 class ForwardAction:
-    """Forward to one target group, or split by weight among several (weight 0 gets nothing)."""
+    """Forward to one target group, or split by weight among several (weight 0 gets nothing).
+
+    With target-group stickiness (``target_group_stickiness_config``), the chosen group is
+    named in an ``AWSALBTG``/``AWSALBTGCORS`` cookie (sealed like ``AWSALB``) and later requests
+    carrying it go to that group while it still has weight; the cookie is refreshed on every
+    response. Requests without it (or with a forged or stale one) follow the weights.
+    """
 
     groups: list[TargetGroupRuntime]
     weights: list[int] = field(default_factory=list)
+    sticky_seconds: float = 0  # target_group_stickiness_config.duration_seconds when enabled
     _cumulative: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -45,6 +54,23 @@ class ForwardAction:
             if pick < bound:
                 return group
         return None  # pragma: no cover - pick < total
+
+    def choose_for(self, request: Request) -> tuple[TargetGroupRuntime | None, Headers]:
+        """The group for a request, and the ``AWSALBTG`` Set-Cookie fields of its response."""
+        if not self.sticky_seconds or len(self.groups) == 1:
+            return self.choose(), []
+        wall = time.time()
+        value = lb_cookie_value(request_cookies(request.headers), TG_COOKIE)
+        key = self.groups[0].sticky_key  # the process's stickiness key, shared by all groups
+        bound = decode_sticky(value, wall, key) if value else None
+        group = next((g for g, w in zip(self.groups, self.weights) if w and f"tg/{g.name}" == bound), None) \
+            if bound else None
+        if group is None:
+            group = self.choose()
+        if group is None:
+            return None, []
+        cookie = encode_sticky(f"tg/{group.name}", wall, self.sticky_seconds, key)
+        return group, [(b"Set-Cookie", c.encode()) for c in lb_cookie_headers(cookie, wall, TG_COOKIE)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +104,9 @@ def listener_app(router: Router, policy: ForwardingPolicy, *, scheme: str, liste
         view = _view(request, scheme, listener_port)
         _, action = router.route(view)
         if isinstance(action, ForwardAction):
-            group = action.choose()
+            group, cookies = action.choose_for(request)
             if group is not None:
-                return Forward(request, responder, group, policy, _client(request, scheme))
+                return Forward(request, responder, group, policy, _client(request, scheme), cookies)
             return static(lambda _r: _NO_GROUP)(request, responder)
         if isinstance(action, RedirectAction):
             location = redirect_location(action.config, view)

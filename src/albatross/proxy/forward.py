@@ -38,13 +38,18 @@ from albatross.http.messages import Headers, Request
 from albatross.http1.connection import error_response
 from albatross.targets.balancing import Balancer, create_balancer
 from albatross.targets.group import (
+    app_cookie_headers,
+    decode_app_sticky,
     decode_sticky,
+    encode_app_sticky,
     encode_sticky,
     lb_cookie_headers,
     lb_cookie_value,
     new_sticky_key,
     select_candidates,
+    sets_cookie,
     slow_start_weight,
+    wants_same_site_none,
 )
 from albatross.targets.health import TargetHealth
 from albatross.http1.upstream import (
@@ -108,13 +113,16 @@ class Target:
 @dataclass(slots=True)
 class TargetGroupRuntime:
     """The targets of one group and the choice among them: ALB's fail-open, then the algorithm,
-    unless an ``AWSALB`` cookie binds the client to a target that may still take it."""
+    unless a stickiness cookie (``AWSALB``, or ``AWSALBAPP-n`` for application cookies) binds
+    the client to a target that may still take it."""
 
     name: str
     targets: list[Target] = field(default_factory=list)
     balancer: Balancer = field(default_factory=lambda: create_balancer("round_robin"))
     sticky_seconds: float = 0  # stickiness.lb_cookie.duration_seconds when lb_cookie stickiness is on
     sticky_key: bytes = field(default_factory=new_sticky_key)
+    app_cookie: bytes = b""  # stickiness.app_cookie.cookie_name when app_cookie stickiness is on
+    app_seconds: float = 0  # stickiness.app_cookie.duration_seconds
 
     def _candidates(self, now: float) -> list[Target]:
         if all(t.health is None for t in self.targets):
@@ -127,14 +135,19 @@ class TargetGroupRuntime:
         now = time.monotonic()
         return self.balancer.choose(self._candidates(now), now)
 
-    def choose_for(self, request: Request) -> tuple[Target | None, Headers]:
-        """The target for a request, and the Set-Cookie fields stickiness adds to its response."""
-        if not self.sticky_seconds or not self.targets:
-            return self.choose(), []
+    def choose_for(self, request: Request) -> tuple[Target | None, Headers, bool]:
+        """The target for a request, the Set-Cookie fields lb_cookie stickiness adds to its
+        response, and whether an application-cookie binding moved (to be re-issued)."""
+        if not (self.sticky_seconds or self.app_cookie) or not self.targets:
+            return self.choose(), [], False
         now, wall = time.monotonic(), time.time()
         candidates = self._candidates(now)
-        value = lb_cookie_value(_cookies(request.headers))
-        sticky_id = decode_sticky(value, wall, self.sticky_key) if value else None
+        jar = request_cookies(request.headers)
+        if self.app_cookie:
+            sticky_id = decode_app_sticky(jar, wall, self.sticky_key)
+        else:
+            value = lb_cookie_value(jar)
+            sticky_id = decode_sticky(value, wall, self.sticky_key) if value else None
         target = next((t for t in candidates if t.sticky_id == sticky_id), None) if sticky_id else None
         if target is not None and target.health is not None and not target.health.routable \
                 and not getattr(candidates, "fail_open", False):
@@ -142,12 +155,27 @@ class TargetGroupRuntime:
         if target is None:
             target = self.balancer.choose(candidates, now)
         if target is None:
-            return None, []
+            return None, [], False
+        if self.app_cookie:
+            # Issued with the response: when the target sets its cookie, or the binding moved.
+            return target, [], sticky_id is not None and sticky_id != target.sticky_id
         cookie = encode_sticky(target.sticky_id, wall, self.sticky_seconds, self.sticky_key)
-        return target, [(b"Set-Cookie", c.encode()) for c in lb_cookie_headers(cookie, wall)]
+        return target, [(b"Set-Cookie", c.encode()) for c in lb_cookie_headers(cookie, wall)], False
+
+    def app_cookies(self, target: Target, request: Request, response_headers: Headers, moved: bool) -> Headers:
+        """``AWSALBAPP-0..3`` for a response from ``target``: issued when the target sets the
+        application cookie (or the client's binding moved to a new target), else nothing."""
+        if not (moved or sets_cookie(response_headers, self.app_cookie)):
+            return []
+        wall = time.time()
+        agent = next((v for n, v in request.headers if n.lower() == b"user-agent"), b"").decode("latin-1")
+        pairs = encode_app_sticky(target.sticky_id, wall, self.app_seconds, self.sticky_key)
+        return [(b"Set-Cookie", c.encode()) for c in
+                app_cookie_headers(pairs, wall, same_site_none=wants_same_site_none(agent))]
 
 
-def _cookies(headers: Headers) -> dict[str, str]:
+def request_cookies(headers: Headers) -> dict[str, str]:
+    """A request's cookies by name (the first of each name wins)."""
     jar: dict[str, str] = {}
     for name, value in headers:
         if name.lower() == b"cookie":
@@ -163,10 +191,10 @@ class Forward(Handler):
 
     __slots__ = ("request", "responder", "group", "policy", "target", "conn", "framing", "head",
                  "pending", "pending_bytes", "request_ended", "trailers", "head_sent", "done",
-                 "client_paused", "started", "tunnel", "set_cookies")
+                 "client_paused", "started", "tunnel", "set_cookies", "rebind")
 
     def __init__(self, request: Request, responder: Responder, group: TargetGroupRuntime,
-                 policy: ForwardingPolicy, client: ClientSide) -> None:
+                 policy: ForwardingPolicy, client: ClientSide, cookies: Headers | None = None) -> None:
         self.request = request
         self.responder = responder
         self.group = group
@@ -181,7 +209,8 @@ class Forward(Handler):
         self.done = False
         self.client_paused = False
         self.tunnel = False
-        self.set_cookies: Headers = []
+        self.set_cookies: Headers = cookies or []  # the forward action's (AWSALBTG) and the group's
+        self.rebind = False
         self.started = time.monotonic()
         try:
             self.framing = check_request_framing(request.method, request.headers, request.http_version,
@@ -195,7 +224,9 @@ class Forward(Handler):
     # -- choosing a target and a connection ---------------------------------------------------
 
     def _dispatch(self) -> None:
-        target, self.set_cookies = self.group.choose_for(self.request)
+        target, cookies, self.rebind = self.group.choose_for(self.request)
+        if cookies:
+            self.set_cookies = [*self.set_cookies, *cookies]
         if target is None:
             self.fail(503, f"target group {self.group.name} has no registered target")
             return
@@ -281,9 +312,11 @@ class Forward(Handler):
                 headers = (response_headers_for_h2(event) if self.request.http_version == "2"
                            else event.headers)
                 out = _end_to_end(headers)
-                if self.set_cookies:
-                    out += self.set_cookies if self.request.http_version != "2" else \
-                        [(n.lower(), v) for n, v in self.set_cookies]
+                cookies = self.set_cookies
+                if self.group.app_cookie and self.target is not None:
+                    cookies = [*cookies, *self.group.app_cookies(self.target, self.request, event.headers, self.rebind)]
+                if cookies:
+                    out += cookies if self.request.http_version != "2" else [(n.lower(), v) for n, v in cookies]
                 r.send_head(event.status, out, content_length=length,
                             head_only=self.request.method == b"HEAD" or event.framing == "none")
             elif isinstance(event, ResponseEnded):

@@ -20,7 +20,8 @@ step on the event loop:
 * a target that stays registered (same group, address and port) keeps its health state, its
   connections and its in-flight requests; a new target starts ``initial``; a target no
   longer registered is *deregistered*: ``draining`` with no new requests, its in-flight
-  requests finish, and deregistration completes as soon as none are left (ALB's rule) or when
+  requests finish, and deregistration completes as soon as none are left (ALB's rule; the
+  target still reads ``draining`` until the delay ends) or when
   ``deregistration_delay.timeout_seconds`` runs out, which closes what is still open.
 
 **Stop** (SIGTERM/SIGINT) closes the listening sockets at once, lets in-flight requests
@@ -227,15 +228,22 @@ class Server:
         self._finish_retired(now)
 
     def _finish_draining(self, now: float) -> None:
+        """ALB's rule: deregistration completes as soon as no request is in flight (connections
+        closed), though the target reads ``draining`` until the delay ends; requests still
+        running when the delay ends are cut (502 to clients that have no response head yet)."""
         for target in list(self.draining):
-            if target.outstanding and now < target.drain_until:
+            pool = target.pool
+            if not pool.closed and not target.outstanding:
+                log.info("target %s:%d of %s: deregistration complete", target.host, target.port, target.group)
+                pool.close()
+            if now < target.drain_until:
                 continue
             if target.outstanding:
                 log.info("target %s:%d: deregistration delay over, closing %d in-flight requests",
                          target.host, target.port, target.outstanding)
-            else:
-                log.info("target %s:%d of %s: deregistration complete", target.host, target.port, target.group)
-            target.pool.close(abort_busy=True)
+            pool.close(abort_busy=True)
+            if target.health is not None:
+                target.health.handle_timer(now)
             self.draining.remove(target)
 
     def _finish_retired(self, now: float) -> None:

@@ -212,7 +212,10 @@ def _router(listener: ListenerModel, index: int, groups: dict[str, TargetGroupRu
 def _action(action: Action, listener: ListenerModel, where: str, groups: dict[str, TargetGroupRuntime],
             source: str) -> object:
     if action.type == "forward":
-        return ForwardAction([groups[name] for name, _ in action.groups], [w for _, w in action.groups])
+        stickiness = action.forward_config.target_group_stickiness_config if action.forward_config else None
+        seconds = float(stickiness.duration_seconds or 0) if stickiness is not None and stickiness.enabled else 0.0
+        return ForwardAction([groups[name] for name, _ in action.groups], [w for _, w in action.groups],
+                             sticky_seconds=seconds)
     if action.type == "redirect":
         assert action.redirect_config is not None
         config = action.redirect_config.model_dump()
@@ -294,10 +297,11 @@ def _target_group(group: TargetGroup, now: float, source: str, where: str, plan:
     delay = float(group.attribute("deregistration_delay.timeout_seconds"))  # type: ignore[arg-type]
     runtime = TargetGroupRuntime(group.name, balancer=balancer, sticky_key=plan.sticky_key)
     if group.attribute("stickiness.enabled"):
-        if group.attribute("stickiness.type") != "lb_cookie":
-            raise ConfigError(source, "stickiness.type app_cookie is not supported yet (lb_cookie is)",
-                              where=f"{where}.attributes")
-        runtime.sticky_seconds = float(group.attribute("stickiness.lb_cookie.duration_seconds"))  # type: ignore[arg-type]
+        if group.attribute("stickiness.type") == "app_cookie":
+            runtime.app_cookie = str(group.attribute("stickiness.app_cookie.cookie_name")).encode()
+            runtime.app_seconds = float(group.attribute("stickiness.app_cookie.duration_seconds"))  # type: ignore[arg-type]
+        else:
+            runtime.sticky_seconds = float(group.attribute("stickiness.lb_cookie.duration_seconds"))  # type: ignore[arg-type]
     kept = {(t.host, t.port): t for t in before.targets} if before is not None else {}
     for k, t in enumerate(group.targets):
         port = t.port or group.port

@@ -45,6 +45,7 @@ import hashlib
 import hmac
 import math
 import os
+import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ ERROR_RATE_ALPHA = 0.02  # weight of one response in Member.errors (about the la
 
 LB_COOKIE = "AWSALB"
 LB_CORS_COOKIE = "AWSALBCORS"
+TG_COOKIE = "AWSALBTG"  # target-group stickiness of weighted forward actions (and AWSALBTGCORS)
 APP_COOKIE_PREFIX = "AWSALBAPP-"
 APP_COOKIE_SHARDS = 4
 APP_SHARD_CHARS = 4000
@@ -237,20 +239,37 @@ def decode_sticky(value: str, now: float, key: bytes, *, previous_keys: Sequence
     return None if opened is None else opened[0]
 
 
-def lb_cookie_value(cookies: Mapping[str, str]) -> str | None:
-    """The sticky value a request carries: ``AWSALB``, else ``AWSALBCORS``."""
-    return cookies.get(LB_COOKIE) or cookies.get(LB_CORS_COOKIE)
+def lb_cookie_value(cookies: Mapping[str, str], name: str = LB_COOKIE) -> str | None:
+    """The sticky value a request carries: ``AWSALB``, else ``AWSALBCORS`` (``name`` and
+    ``name + "CORS"``: ``AWSALBTG`` for target-group stickiness)."""
+    return cookies.get(name) or cookies.get(name + "CORS")
 
 
 def _expires(now: float) -> str:
     return formatdate(now + COOKIE_EXPIRES_SECONDS, usegmt=True)
 
 
-def lb_cookie_headers(value: str, now: float) -> tuple[str, str]:
-    """The two ``Set-Cookie`` values ALB sends: ``AWSALB`` and ``AWSALBCORS`` (7-day Expires)."""
+def lb_cookie_headers(value: str, now: float, name: str = LB_COOKIE) -> tuple[str, str]:
+    """The two ``Set-Cookie`` values ALB sends: ``AWSALB`` and ``AWSALBCORS`` (7-day Expires);
+    with ``name="AWSALBTG"``, the target-group stickiness pair."""
     expires = _expires(now)
-    return (f"{LB_COOKIE}={value}; Expires={expires}; Path=/",
-            f"{LB_CORS_COOKIE}={value}; Expires={expires}; Path=/; SameSite=None; Secure")
+    return (f"{name}={value}; Expires={expires}; Path=/",
+            f"{name}CORS={value}; Expires={expires}; Path=/; SameSite=None; Secure")
+
+
+_CHROMIUM = re.compile(r"Chrom(?:e|ium)/(\d+)")
+
+
+def wants_same_site_none(user_agent: str) -> bool:
+    """ALB adds ``SameSite=None; Secure`` to ``AWSALBAPP-n`` for Chromium 80 and later only."""
+    m = _CHROMIUM.search(user_agent)
+    return m is not None and int(m.group(1)) >= 80
+
+
+def sets_cookie(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bool:
+    """Whether response ``headers`` set the cookie ``name`` (a ``Set-Cookie: name=...`` field)."""
+    prefix = name + b"="
+    return any(n.lower() == b"set-cookie" and v.lstrip().startswith(prefix) for n, v in headers)
 
 
 # -- application-based stickiness ------------------------------------------------------------
