@@ -13,7 +13,7 @@ APT_TEST := openssl curl nghttp2-client chromium tshark nginx
 APT_BENCH := nginx haproxy wrk
 APT_PACKAGES := $(APT_BUILD) $(APT_TEST)
 
-DEMO_ARGS ?= --https-port 8443 --http-port 8080
+DEMO_ARGS ?= --https-port 8443 --http-port 8080 --admin-port 9900
 
 .PHONY: demo test bench example example-certs system-deps print-apt-packages clean
 

@@ -170,7 +170,7 @@ def test_bodies_arrive_byte_identical_both_ways(lb: Albatross, http2: bool, size
 
 def test_http2_many_streams_on_one_connection(lb: Albatross) -> None:
     out = run(["h2load", "-n", "200", "-c", "1", "-m", "128", f"https://127.0.0.1:{lb.port}/echo"], timeout=120).stdout
-    assert "200 succeeded, 0 failed, 0 errored" in out, out
+    assert "200 succeeded, 0 failed, 0 errored" in out, f"{out}\n--- balancer log:\n{lb.log[-6000:]}"
     assert "status codes: 200 2xx" in out
 
 
@@ -179,6 +179,25 @@ def test_curl_http2_through_to_the_target(lb: Albatross) -> None:
     assert "ALPN: server accepted h2" in out
     assert re.search(r"^< x-target: t[12]", out, re.M)
     assert '"target": "t' in out
+
+
+def test_tls_version_and_cipher_headers_when_the_attribute_is_on(targets, site_rsa, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = write_config(tmp_path / "tls.yaml", site_rsa, {"main": [targets[0].port]},
+                        attributes={"routing.http.x_amzn_tls_version_and_cipher_suite.enabled": True})
+    with Albatross(serve=str(path), listeners=2) as proc, client(False) as c:
+        spoof = {"x-amzn-tls-version": "TLSv0.9", "x-amzn-tls-cipher-suite": "NULL"}
+        echo = c.get(f"https://127.0.0.1:{proc.port}/echo", headers=spoof).json()
+        assert header(echo, "x-amzn-tls-version") == ["TLSv1.3"]
+        assert header(echo, "x-amzn-tls-cipher-suite") == ["TLS_AES_128_GCM_SHA256"]
+        # Plain HTTP has no TLS to report; the client's copies are dropped there too.
+        plain = httpx.get(f"http://127.0.0.1:{proc.ports['http']}/echo", headers=spoof).json()
+        assert header(plain, "x-amzn-tls-version") == [] and header(plain, "x-amzn-tls-cipher-suite") == []
+
+
+def test_tls_headers_are_off_by_default_and_client_copies_dropped(lb: Albatross) -> None:
+    with client(False) as c:
+        echo = c.get(f"https://127.0.0.1:{lb.port}/echo", headers={"x-amzn-tls-version": "TLSv0.9"}).json()
+    assert header(echo, "x-amzn-tls-version") == []
 
 
 # -- ALB's own error responses ------------------------------------------------------------------

@@ -172,9 +172,9 @@ class Server:
         self.health.targets = list(plan.targets)
         self.generation += 1
         self.loaded_at = time.time()
-        return ReloadResult(True, f"configuration {self.generation} is serving "
-                                  f"({len(wanted)} listeners, {len(plan.groups)} target groups, "
-                                  f"{len(removed)} targets draining)", self.generation)
+        return ReloadResult(True, f"configuration {self.generation} is serving ({len(wanted)} listening sockets, "
+                                  f"{len(plan.groups)} target groups, {len(removed)} targets deregistered)",
+                            self.generation)
 
     def _retire(self, listener: Listener, now: float) -> None:
         log.info("listener %s:%d removed: no new connections, open ones finish", listener.host, listener.port)
