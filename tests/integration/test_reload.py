@@ -72,6 +72,19 @@ def states(document: dict) -> dict[int, tuple[str, str | None]]:  # type: ignore
             for g in document["target_groups"] for d in g["target_health_descriptions"]}
 
 
+def deregister_during(s: Setup, target: TargetProcess, path: str,
+                      keep: list[TargetProcess]) -> tuple[threading.Thread, list[httpx.Response]]:
+    """Start a request for ``path`` (served by ``target``), then reload with only ``keep``
+    registered, so that ``target`` drains with the request in flight."""
+    result: list[httpx.Response] = []
+    request = threading.Thread(target=lambda: result.append(httpx.get(s.url(path), timeout=30)))
+    request.start()
+    target.wait_for(f"request {path}")
+    s.write(keep)
+    s.reload()
+    return request, result
+
+
 @pytest.fixture()
 def procs():  # type: ignore[no-untyped-def]
     started = [TargetProcess("t1"), TargetProcess("t2")]
@@ -199,12 +212,7 @@ def test_draining_lets_the_in_flight_request_finish_and_takes_no_new_ones(
     t1, t2 = procs
     s = Setup(tmp_path, procs, attributes={"deregistration_delay.timeout_seconds": 30})
     with Albatross(serve=str(s.path), listeners=2) as lb:
-        result: list[httpx.Response] = []
-        slow = threading.Thread(target=lambda: result.append(httpx.get(s.url("/slow/3000"), timeout=30)))
-        slow.start()
-        t1.wait_for("request /slow/3000")
-        s.write([t2])
-        s.reload()
+        slow, result = deregister_during(s, t1, "/slow/3000", keep=[t2])
         # t1 is draining (ALB's state and reason) with its request in flight; new requests go to t2.
         drained = states(s.targets_json())
         assert drained[t1.port] == ("draining", "Target.DeregistrationInProgress")
@@ -223,12 +231,7 @@ def test_deregistration_delay_ends_what_is_still_in_flight(tmp_path: Path, procs
     t1, t2 = procs
     s = Setup(tmp_path, procs, attributes={"deregistration_delay.timeout_seconds": 1})
     with Albatross(serve=str(s.path), listeners=2) as lb:
-        result: list[httpx.Response] = []
-        hang = threading.Thread(target=lambda: result.append(httpx.get(s.url("/hang"), timeout=30)))
-        hang.start()
-        t1.wait_for("request /hang")
-        s.write([t2])
-        s.reload()
+        hang, result = deregister_during(s, t1, "/hang", keep=[t2])
         hang.join(15)
         assert result and result[0].status_code == 502  # cut when the delay ran out
         lb.wait_for_log(r"deregistration delay over, closing 1 in-flight requests")
