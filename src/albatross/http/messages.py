@@ -23,6 +23,7 @@ class ConnectionInfo:
     client_port: int = 0
     local_port: int = 0
     forwarding: Any = None  # per-connection forwarding data, computed on the first request
+    trace_id: str | None = None  # conn_trace_id of the access and connection logs, made on first use
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class Request:
     scheme: bytes = b"https"
     connection: ConnectionInfo | None = None
     end_stream: bool = False  # HTTP/2: END_STREAM came with the headers (no body follows)
+    record: Any = None  # albatross.observe.RequestRecord: what the request did, for metrics and logs
 
 
 @dataclass(slots=True)

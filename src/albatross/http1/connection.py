@@ -116,6 +116,9 @@ class _Exchange1:
             self.handler.end(self.trailers)
 
     def body(self, data: bytes) -> None:
+        record = self.request.record
+        if record is not None:
+            record.received += len(data)
         if self.handler is not None:
             self.handler.body(data)
         else:
@@ -157,11 +160,18 @@ class _Exchange1:
         if self.conn.closing:
             self.keep_alive = False
         out.append(b"Connection: keep-alive\r\n\r\n" if self.keep_alive else b"Connection: close\r\n\r\n")
-        self.out.append(b"".join(out))
+        head = b"".join(out)
+        self.out.append(head)
+        record = self.request.record
+        if record is not None:
+            record.response_head(status, len(head))
 
     def send_body(self, data: bytes) -> None:
         if not data:
             return
+        record = self.request.record
+        if record is not None:
+            record.sent += len(data)
         if self.chunked:
             self.out += (b"%x\r\n" % len(data), data, b"\r\n")
         else:
@@ -182,6 +192,8 @@ class _Exchange1:
             self.out.append(b"0\r\n" + tail + b"\r\n")
         self.flush()
         self.response_done = True
+        if self.request.record is not None:
+            self.request.record.finish()
         if self.request_done or not self.keep_alive:
             self.conn._finished(self)
 
@@ -189,6 +201,8 @@ class _Exchange1:
         self.flush()  # what the client already got a head for goes out before the close
         self.response_done = True
         self.keep_alive = False
+        if self.request.record is not None:
+            self.request.record.finish()
         self.conn.abort()
 
     def send_upgrade(self, status: int, headers: Headers) -> None:
@@ -197,8 +211,13 @@ class _Exchange1:
         self.keep_alive = False
         self.flush()
         out = [status_line(status)] + [n + b": " + v + b"\r\n" for n, v in headers]
-        self.conn.owner.send(b"".join(out) + b"\r\n")
+        head = b"".join(out) + b"\r\n"
+        self.conn.owner.send(head)
         self.conn.tunnel = self
+        record = self.request.record
+        if record is not None:  # logged when the tunnel opens (ALB logs WebSockets when they close)
+            record.response_head(status, len(head))
+            record.finish()
 
     def send_raw(self, data: bytes) -> None:
         if data:

@@ -102,19 +102,28 @@ def listener_app(router: Router, policy: ForwardingPolicy, *, scheme: str, liste
 
     def app(request: Request, responder: Responder) -> Handler:
         view = _view(request, scheme, listener_port)
-        _, action = router.route(view)
+        priority, action = router.route(view)
+        record = request.record
+        if record is not None:
+            record.priority = priority
         if isinstance(action, ForwardAction):
+            if record is not None:
+                record.action = "forward"
             group, cookies = action.choose_for(request)
             if group is not None:
                 return Forward(request, responder, group, policy, _client(request, scheme), cookies)
             return static(lambda _r: _NO_GROUP)(request, responder)
         if isinstance(action, RedirectAction):
             location = redirect_location(action.config, view)
+            if record is not None:
+                record.action, record.redirect_url = "redirect", location
             if location is None:
                 return static(lambda _r: _REDIRECT_TOO_LONG)(request, responder)
             page = Response(action.status, [(b"Server", SERVER), (b"Location", location)], b"")
             return static(lambda _r: page)(request, responder)
         assert isinstance(action, FixedResponseAction)
+        if record is not None:
+            record.action = "fixed-response"
         fixed = action.response
         return static(lambda _r: fixed)(request, responder)
 

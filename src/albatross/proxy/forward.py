@@ -36,6 +36,7 @@ from albatross.http.forwarding import (
 )
 from albatross.http.messages import Headers, Request
 from albatross.http1.connection import error_response
+from albatross.observe.stats import GroupStats
 from albatross.targets.balancing import Balancer, create_balancer
 from albatross.targets.group import (
     app_cookie_headers,
@@ -98,6 +99,11 @@ class Target:
         return out
 
     @property
+    def label(self) -> str:
+        """``ip:port`` as ALB's logs write it."""
+        return f"{self.host}:{self.port}"
+
+    @property
     def sticky_id(self) -> str:
         """An opaque, stable id for cookies (the address is not shown to clients)."""
         return hashlib.blake2s(f"{self.host}:{self.port}".encode(), digest_size=8).hexdigest()
@@ -123,6 +129,7 @@ class TargetGroupRuntime:
     sticky_key: bytes = field(default_factory=new_sticky_key)
     app_cookie: bytes = b""  # stickiness.app_cookie.cookie_name when app_cookie stickiness is on
     app_seconds: float = 0  # stickiness.app_cookie.duration_seconds
+    stats: GroupStats = field(default_factory=lambda: GroupStats(""))  # metrics (kept across reloads)
 
     def _candidates(self, now: float) -> list[Target]:
         if all(t.health is None for t in self.targets):
@@ -232,6 +239,10 @@ class Forward(Handler):
             return
         self.target = target
         target.outstanding += 1
+        record = self.request.record
+        if record is not None:
+            record.group = self.group.stats
+            record.target = target.label
         conn = target.pool.take_idle()  # type: ignore[attr-defined]
         if conn is not None:
             self._attach(conn)
@@ -244,6 +255,7 @@ class Forward(Handler):
                 conn.release()  # type: ignore[attr-defined]  # unused: back to the pool
             return
         if conn is None:
+            self.group.stats.connection_errors += 1
             self.fail(status, error)
             return
         self._attach(conn)
@@ -260,6 +272,12 @@ class Forward(Handler):
         if self.request_ended:
             out.append(self._terminator())
         conn.write(b"".join(out))  # type: ignore[attr-defined]
+        record = self.request.record
+        if record is not None:
+            record.t_sent = time.monotonic()
+            at = self.head.rfind(b"\r\nX-Amzn-Trace-Id: ")
+            if at >= 0:
+                record.trace_id = self.head[at + 19:self.head.index(b"\r\n", at + 2)]
         if self.client_paused:
             conn.pause_reading()  # type: ignore[attr-defined]
 
@@ -307,6 +325,10 @@ class Forward(Handler):
                 r.send_body(event.data)
             elif isinstance(event, ResponseStarted):
                 self.head_sent = True
+                record = self.request.record
+                if record is not None:
+                    record.target_status = event.status
+                    record.t_target = time.monotonic()
                 # HEAD and 304 answers keep the target's Content-Length (the representation's size).
                 length = event.content_length if event.framing != "chunked" and event.status != 204 else None
                 headers = (response_headers_for_h2(event) if self.request.http_version == "2"
@@ -396,6 +418,8 @@ class Forward(Handler):
         """460 in ALB's terms: the client left before the response was complete."""
         if not self.done:
             self._close_out()  # abandon the target request: its connection is closed
+        if self.request.record is not None:
+            self.request.record.client_gone()
 
     def pause(self) -> None:
         self.client_paused = True

@@ -3,6 +3,10 @@
 It listens where ``admin:`` says (127.0.0.1:9900 unless told otherwise), never on a
 data-plane port, and speaks plain HTTP/1.1 through the same codec as the listeners.
 
+* ``GET /``: the status page (listeners, target health, live request and error rates);
+  ``GET /status.json`` is what it polls.
+* ``GET /metrics``: Prometheus metrics named after ALB's CloudWatch metrics
+  (:mod:`albatross.observe.metrics`).
 * ``GET /healthz``: ``ok`` while the balancer runs (for a supervisor's liveness check).
 * ``GET /targets``: every target group's targets with ALB's DescribeTargetHealth fields
   (state, reason, description) in snake_case, plus in-flight requests; draining targets are
@@ -25,6 +29,8 @@ from typing import TYPE_CHECKING
 from albatross import __version__
 from albatross.http.exchange import App, Handler, Responder
 from albatross.http.messages import SERVER, Headers, Request, Response
+from albatross.observe import metrics
+from albatross.server import status
 
 if TYPE_CHECKING:
     from albatross.server.lifecycle import Server
@@ -61,7 +67,16 @@ def config_identity(server: Server) -> dict[str, object]:
             "last_reload": server.last_reload.as_dict() if server.last_reload is not None else None}
 
 
+def _metrics(server: Server) -> Response:
+    return Response(200, [(b"Server", SERVER), (b"Content-Type", metrics.CONTENT_TYPE), _NO_STORE],
+                    metrics.render(server))
+
+
 _GET = {
+    b"/": lambda server: Response(200, [(b"Server", SERVER), (b"Content-Type", b"text/html; charset=utf-8"),
+                                        _NO_STORE], status.page(server)),
+    b"/status.json": lambda server: Response(200, [(b"Server", SERVER), _JSON, _NO_STORE], status.status_json(server)),
+    b"/metrics": _metrics,
     b"/healthz": lambda server: _text(200, "ok\n"),
     b"/targets": lambda server: _json(200, target_health(server)),
     b"/config": lambda server: _json(200, config_identity(server)),
@@ -95,7 +110,8 @@ class _Answer(Handler):
         page = _GET.get(path)
         if page is None:
             self._send(_json(404, {"error": f"no such admin resource: {path.decode('latin-1')}",
-                                   "resources": ["/healthz", "/targets", "/config", "/reload (POST)"]}))
+                                   "resources": ["/", "/status.json", "/metrics", "/healthz", "/targets", "/config",
+                                                 "/reload (POST)"]}))
         elif method not in (b"GET", b"HEAD"):
             self._send(_text(405, "use GET\n", [(b"Allow", b"GET, HEAD")]))
         else:

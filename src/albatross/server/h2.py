@@ -66,15 +66,23 @@ class _Exchange2:
         out += [(n.lower(), v) for n, v in headers]
         if content_length is not None:
             out.append((b"content-length", b"%d" % content_length))
+        record = self.request.record
+        if record is not None:  # the head counted as HTTP/1.1 text (HPACK sizes are per connection)
+            record.response_head(status, 15 + sum(len(n) + len(v) + 4 for n, v in out))
         ends = head_only or status in (204, 304)
         self.server.h2.submit_response(self.stream_id, status, out, None, end_stream=ends)
         if ends:
             self.response_done = True
             self.server.flush()
+            if record is not None:
+                record.finish()
 
     def send_body(self, data: bytes) -> None:
         if self.response_done or not data:
             return
+        record = self.request.record
+        if record is not None:
+            record.sent += len(data)
         h2 = self.server.h2
         h2.send_data(self.stream_id, data, end_stream=False)
         if not self.paused and h2.outbound_buffered(self.stream_id) > HIGH_WATER:
@@ -91,6 +99,8 @@ class _Exchange2:
         else:
             self.server.h2.send_data(self.stream_id, b"", end_stream=True)
         self.server.flush()
+        if self.request.record is not None:
+            self.request.record.finish()
 
     def flush(self) -> None:
         """Drain what send_head/send_body queued in nghttp2: one write per batch of events."""
@@ -100,6 +110,8 @@ class _Exchange2:
         self.response_done = True
         self.server.h2.reset_stream(self.stream_id, INTERNAL_ERROR)
         self.server.flush()
+        if self.request.record is not None:
+            self.request.record.finish()
 
     def pause_request_body(self) -> None:
         self.body_paused = True
@@ -183,6 +195,8 @@ class H2Server:
             if ex is None:
                 self.h2.consume(event.stream_id, len(event.data))
                 return
+            if ex.request.record is not None:
+                ex.request.record.received += len(event.data)
             ex.handler.body(event.data)
             if ex.body_paused:
                 ex.unconsumed += len(event.data)

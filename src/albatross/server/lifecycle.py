@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from albatross.errors import AlbatrossError
 from albatross.http.exchange import App
+from albatross.observe.observer import Observer
 from albatross.server.health import HealthChecker
 from albatross.proxy.forward import Target
 from albatross.server.listener import Binding, Listener, ListenerSettings
@@ -70,6 +71,7 @@ class Server:
         self.plan = plan
         self._compile = reload
         self._admin_app = admin_app
+        self.observer = Observer(plan.name)
         self.listeners: dict[tuple[str, int], Listener] = {}
         self.retired: list[tuple[float, Listener]] = []
         self.draining: list[Target] = []
@@ -90,8 +92,24 @@ class Server:
             bindings.append(Binding(admin[0], admin[1], "admin", self._admin_app(self), ADMIN_SETTINGS))
         return bindings
 
+    def _observe(self, listener: Listener) -> None:
+        if listener.scheme == "admin":  # the admin endpoint is not a listener of the load balancer
+            listener.observe = None
+            return
+        observe = listener.observe
+        if observe is None or observe.stats.scheme != listener.scheme:
+            observe = listener.observe = self.observer.listener(listener.scheme, listener.host, listener.port)
+        observe.tls = listener.tls
+
+    def _adopt(self, plan: Plan) -> None:
+        """Give a plan's target groups their (lasting) statistics and apply its log settings."""
+        for name, group in plan.groups.items():
+            group.stats = self.observer.group(name)
+        self.observer.configure(name=plan.name, access_log=plan.access_log, connection_log=plan.connection_log)
+
     async def _open(self, b: Binding) -> Listener:
         listener = Listener.from_binding(b)
+        self._observe(listener)
         loop = asyncio.get_running_loop()
         listener.server = await loop.create_server(listener.protocol_factory, b.host, b.port, backlog=1024,
                                                    reuse_address=True)
@@ -102,6 +120,10 @@ class Server:
         return listener
 
     async def start(self) -> None:
+        try:
+            self._adopt(self.plan)
+        except OSError as exc:
+            raise AlbatrossError(f"cannot open log file {exc.filename}: {exc.strerror or exc}") from None
         for b in self._bindings(self.plan):
             self.listeners[b.key] = await self._open(b)
         self.plan.commit(time.monotonic())
@@ -141,6 +163,10 @@ class Server:
         except Exception as exc:  # a bug must not take the running configuration down
             log.exception("reload: unexpected error compiling the configuration")
             return ReloadResult(False, f"internal error: {exc!r}", self.generation)
+        try:
+            self.observer.check_paths(plan.access_log, plan.connection_log)
+        except OSError as exc:
+            return ReloadResult(False, f"cannot open log file {exc.filename}: {exc.strerror or exc}", self.generation)
         wanted = {b.key: b for b in self._bindings(plan)}
         opened: dict[tuple[str, int], Listener] = {}
         for key, b in wanted.items():
@@ -159,6 +185,7 @@ class Server:
         for key, listener in list(self.listeners.items()):
             if key in wanted:
                 listener.update(wanted[key])
+                self._observe(listener)
             else:
                 self._retire(listener, now)
                 del self.listeners[key]
@@ -166,6 +193,7 @@ class Server:
         kept = {id(t) for t in plan.targets}
         removed = [t for t in self.plan.targets if id(t) not in kept]
         plan.commit(now)
+        self._adopt(plan)
         for target in removed:
             self._deregister(target, now)
         self.plan = plan
@@ -202,6 +230,7 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        loop.add_signal_handler(signal.SIGUSR1, self.observer.reopen)
         await self.start()
         self.health.tick(time.monotonic())  # first health checks at once
         while not self._stop.is_set():
@@ -285,4 +314,5 @@ class Server:
         self.health.close()
         for task in self._tasks:
             task.cancel()
+        self.observer.close()  # every queued log line is written
         log.info("stopped")

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from albatross.http.exchange import App, Handler, Responder
 from albatross.http.messages import ConnectionInfo, Request
 from albatross.http1.connection import H1ServerConnection, error_response, serialize
+from albatross.observe.observer import ListenerObserver
+from albatross.observe.record import RequestRecord, request_head_size
 from albatross.server.h2 import H2Server
 from albatross.tls import (
     ApplicationData,
@@ -102,6 +104,7 @@ class Listener:
         self.port = port
         self.connections: set[_ClientProtocol] = set()
         self.server: asyncio.base_events.Server | None = None
+        self.observe: ListenerObserver | None = None  # set by the server: metrics and logs
 
     @classmethod
     def from_binding(cls, b: Binding) -> Listener:
@@ -111,6 +114,10 @@ class Listener:
         self.app, self.settings, self.tls, self.scheme = b.app, b.settings, b.tls, b.scheme
 
     def dispatch(self, request: Request, responder: Responder) -> Handler:
+        observe = self.observe
+        if observe is not None:
+            record = request.record = RequestRecord(observe, request)
+            record.received = request_head_size(request)
         return self.app(request, responder)
 
     def protocol_factory(self) -> asyncio.Protocol:
@@ -122,6 +129,8 @@ class Listener:
         for conn in list(self.connections):
             if not conn.ready and now - conn.started > s.handshake_timeout:
                 tls_log.info("TLS handshake from %s timed out after %.0f s", conn.info.peer, s.handshake_timeout)
+                if isinstance(conn, TLSProtocol):
+                    conn._handshake_failed("handshake timed out")
                 conn.abort()
             elif now - conn.last_activity > s.idle_timeout:
                 conn.idle_timeout()
@@ -147,6 +156,8 @@ class _ClientProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=HIGH_WATER)
         self.info = _connection_info(transport)
         self.listener.connections.add(self)
+        if self.listener.observe is not None:
+            self.listener.observe.new_connection()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.connections.discard(self)
@@ -245,6 +256,7 @@ class TLSProtocol(_ClientProtocol):
         assert listener.tls is not None
         self.tls = TLSConnection(listener.tls)
         self.ready = False
+        self.ticket_used = False  # a session ticket was decrypted during the handshake
 
     def data_received(self, data: bytes) -> None:
         if self.closing:  # failed or closing: nothing more is read from this client
@@ -263,11 +275,15 @@ class TLSProtocol(_ClientProtocol):
             if tls.peer_closed:
                 self.close()
             return
+        ring = tls.context.tickets.c
+        decrypted = ring.decrypted
         try:
             events = tls.receive_data(data)
         except TLSError as exc:
             self._failed(exc)
             return
+        if ring.decrypted != decrypted:
+            self.ticket_used = True
         self._flush()
         for event in events:
             if isinstance(event, ApplicationData):
@@ -283,10 +299,24 @@ class TLSProtocol(_ClientProtocol):
         self.info.tls = info
         tls_log.debug("TLS from %s: %s %s alpn=%s npn=%s sni=%s resumed=%s", self.info.peer, info.version,
                       info.cipher, info.alpn, info.npn, info.server_name, info.resumed)
+        observe = self.listener.observe
+        if observe is not None:
+            resumed = None
+            if info.resumed:
+                resumed = "ticket" if self.ticket_used or info.version == "TLSv1.3" else "session_id"
+            observe.handshake(self.info, info, self.started, resumed)
         self.start_codec(info.application_protocol, b"https")
+
+    def _handshake_failed(self, reason: str) -> None:
+        observe = self.listener.observe
+        if observe is not None:
+            observe.handshake_failed(self.info, reason, self.started)
 
     def _failed(self, exc: TLSError) -> None:
         peer = self.info.peer
+        if not self.ready and not self.closing:
+            self._handshake_failed("plain HTTP request" if isinstance(exc, PlaintextHTTPError)
+                                   else "client closed connection" if isinstance(exc, PeerClosedError) else exc.reason)
         if isinstance(exc, PlaintextHTTPError):
             tls_log.info("plain HTTP request on TLS port from %s: answered 400", peer)
             body = serialize(error_response(400, "The plain HTTP request was sent to HTTPS port"), head=False,
@@ -317,6 +347,7 @@ class TLSProtocol(_ClientProtocol):
         if not self.ready and not self.closing:
             self.closing = True
             tls_log.info("client %s went away during the TLS handshake", self.info.peer)
+            self._handshake_failed("client closed connection")
 
     def _write_raw(self, data: bytes) -> None:
         if data and self.transport is not None and not self.transport.is_closing():

@@ -63,6 +63,9 @@ class Plan:
     sticky_key: bytes = field(default_factory=new_sticky_key)
     source: str | None = None
     digest: str | None = None  # SHA-256 of the configuration file as loaded
+    name: str = "albatross"  # load_balancer.name (the access log's elb field)
+    access_log: str | None = None  # access_logs.file.path when enabled
+    connection_log: str | None = None  # connection_logs.file.path when enabled
     updates: list[Callable[[float], None]] = field(default_factory=list)
 
     @property
@@ -108,6 +111,11 @@ def compile_plan(config: Config, source: str, previous: Plan | None = None) -> P
                 source=source, digest=file_digest(source))
     if previous is not None:
         plan.sticky_key = previous.sticky_key
+    plan.name = lb.name
+    if lb.attribute("access_logs.file.enabled"):
+        plan.access_log = resolve(str(lb.attribute("access_logs.file.path")), base)
+    if lb.attribute("connection_logs.file.enabled"):
+        plan.connection_log = resolve(str(lb.attribute("connection_logs.file.path")), base)
     if config.admin is not None:
         plan.admin = (config.admin.address, config.admin.port)
     plan.key_log = resolve(config.tls.key_log_file, base) or os.environ.get("SSLKEYLOGFILE") or None

@@ -46,6 +46,7 @@ class HandshakeInfo:
     npn: str | None
     server_name: str | None
     resumed: bool
+    certificate: str | None = None  # the file of the certificate presented
 
     @property
     def application_protocol(self) -> str:
@@ -244,4 +245,5 @@ class TLSConnection:
             npn=npn,
             server_name=ffi.string(name).decode("ascii", "replace") if name != ffi.NULL else None,
             resumed=bool(lib.SSL_session_reused(ssl)),
+            certificate=self.context.certificate_files.get(int(ffi.cast("uintptr_t", lib.SSL_get_certificate(ssl)))),
         )

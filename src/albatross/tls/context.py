@@ -97,6 +97,7 @@ class ServerContext:
         self.key_log = key_log
         self.certificates = [load_certificate(spec) for spec in settings.certificates]
         self.staples: dict[int, OcspStaple] = {}  # X509* address -> staple
+        self.certificate_files: dict[int, str] = {}  # X509* address -> its certificate file (for logs)
         self._staple_by_spec: dict[CertificateSpec, OcspStaple] = {}
         self._handle = ffi.new_handle(self)
         alpn = tuple(p for p in settings.alpn_policy if p != "h2" or settings.http2_enabled)
@@ -190,6 +191,7 @@ class ServerContext:
             raise ConfigError(spec.private_key, f"OpenSSL refused the private key: {_reasons()}")
         if lib.SSL_CTX_check_private_key(ctx) <= 0:
             raise ConfigError(spec.private_key, f"private key does not match {spec.certificate}: {_reasons()}")
+        self.certificate_files[int(ffi.cast("uintptr_t", lib.SSL_CTX_get0_certificate(ctx)))] = spec.certificate
         if spec.ocsp_staple:
             staple = self._staple_by_spec.get(spec)
             if staple is None:

@@ -1,0 +1,1 @@
+"""Observability: counters for metrics, ALB's access and connection logs, written off the loop."""
