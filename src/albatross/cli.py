@@ -56,6 +56,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
                         "the built-in page that shows what the client negotiated")
     p.add_argument("--admin-port", type=int, default=None,
                    help="serve the admin endpoint (target health, /healthz) on ADDRESS:PORT; off by default")
+    p.add_argument("--access-log", default=None, metavar="FILE", help="write ALB-format access log lines to FILE")
+    p.add_argument("--connection-log", default=None, metavar="FILE",
+                   help="write ALB-format connection log lines (TLS handshakes) to FILE")
     p.add_argument("--stop-timeout", type=float, default=30.0,
                    help="seconds a stop lets in-flight requests finish (default 30)")
     p.add_argument("--no-uvloop", action="store_true", help="use the plain asyncio event loop")
@@ -108,7 +111,8 @@ def _demo(args: argparse.Namespace) -> int:
     ring = TicketKeyRing(args.ticket_keys, args.ticket_rotation, now=time.time())
     context = ServerContext(settings, ring, key_log=bool(args.key_log))
     listener_settings = ListenerSettings(args.handshake_timeout, args.idle_timeout, args.client_keep_alive)
-    plan = Plan(idle_timeout=args.idle_timeout, ring=ring, stop_timeout=args.stop_timeout)
+    plan = Plan(idle_timeout=args.idle_timeout, ring=ring, stop_timeout=args.stop_timeout, name="demo",
+                access_log=args.access_log, connection_log=args.connection_log)
     if args.admin_port is not None:
         plan.admin = (args.address, args.admin_port)
 

@@ -343,3 +343,15 @@ def test_a_log_path_that_cannot_be_opened_fails_at_start(tmp_path: Path) -> None
     failed = Albatross(serve=str(path), expect_failure=True)
     assert failed.returncode == 2
     assert f"cannot open log file {blocker / 'access.log'}: " in failed.log
+
+
+def test_a_request_rejected_before_routing_is_logged_like_alb(observed) -> None:  # type: ignore[no-untyped-def]
+    lb, ports, *_ = observed
+    log = ports["dir"] / "logs" / "access.log"
+    with socket.create_connection(("127.0.0.1", ports["http"])) as s:
+        s.sendall(b"NOT A REQUEST\x00\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    entry = parse(read_lines(log, 1)[-1])
+    assert (entry["request_verb"], entry["request_url"], entry["request_proto"]) == ("-", "-", "-")
+    assert (entry["elb_status_code"], entry["target_status_code"], entry["matched_rule_priority"]) == ("400", "-", "-")
+    assert entry["actions_executed"] == "-" and entry["target"] == "-"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 import httptools
@@ -233,13 +234,15 @@ class _Exchange1:
 class H1ServerConnection:
     """Parses requests from one client connection and answers them in order."""
 
-    __slots__ = ("app", "owner", "scheme", "connection", "closing", "_parser", "_url", "_headers",
+    __slots__ = ("app", "owner", "scheme", "connection", "recorder", "closing", "_parser", "_url", "_headers",
                  "_header_bytes", "_current", "_active", "_queue", "_in_message", "_body_paused",
                  "_queue_paused", "requests_served", "tunnel", "_completed")
 
-    def __init__(self, app: App, owner: Owner, *, scheme: bytes = b"https", connection: object = None) -> None:
+    def __init__(self, app: App, owner: Owner, *, scheme: bytes = b"https", connection: object = None,
+                 recorder: Callable[[Request], None] | None = None) -> None:
         self.app = app
         self.owner = owner
+        self.recorder = recorder  # gives a request its record (metrics, access log); rejections too
         self.scheme = scheme
         self.connection = connection
         self.closing = False
@@ -355,7 +358,10 @@ class H1ServerConnection:
 
     def _reject(self, status: int, why: str) -> None:
         log.info("rejecting request with %d: %s", status, why)
-        request = Request(b"GET", b"/", [], "1.1", None, self.scheme, self.connection)
+        # No usable request line: the access log writes "- - -", as ALB does.
+        request = Request(b"", b"", [], "1.1", None, self.scheme, self.connection)
+        if self.recorder is not None:
+            self.recorder(request)
         page = error_response(status, why)
         exchange = _Exchange1(self, request, False, static(lambda _r: page))
         exchange.request_done = True

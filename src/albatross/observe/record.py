@@ -158,7 +158,10 @@ def access_log_line(rec: RequestRecord, elb: str, conn_trace_id: str, now: float
     else:
         host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     version = "HTTP/2.0" if request.http_version == "2" else f"HTTP/{request.http_version}"
-    url = f"{request.method.decode('latin-1')} {scheme}://{host}:{listener.port}{request.target.decode('latin-1')} {version}"  # type: ignore[attr-defined]
+    if request.method:
+        url = f"{request.method.decode('latin-1')} {scheme}://{host}:{listener.port}{request.target.decode('latin-1')} {version}"  # type: ignore[attr-defined]
+    else:  # rejected before a request line could be read
+        url = "- - -"
     agent = next((v for n, v in request.headers if n.lower() == b"user-agent"), None)
     dispatched = rec.target_status is not None
     group = rec.group

@@ -134,6 +134,9 @@ def forward_app(group: TargetGroupRuntime, policy: ForwardingPolicy, *, scheme: 
     """Forward every request to ``group`` (a listener without rules, as in the demo)."""
 
     def app(request: Request, responder: Responder) -> Handler:
+        record = request.record
+        if record is not None:
+            record.priority, record.action = 0, "forward"  # the default rule
         return Forward(request, responder, group, policy, _client(request, scheme))
 
     return app

@@ -120,6 +120,11 @@ class Listener:
             record.received = request_head_size(request)
         return self.app(request, responder)
 
+    def record(self, request: Request) -> None:
+        """Give a request the codec answers by itself (400, 408, 505 ...) its record."""
+        if self.observe is not None:
+            request.record = RequestRecord(self.observe, request)
+
     def protocol_factory(self) -> asyncio.Protocol:
         return TLSProtocol(self) if self.tls is not None else PlainProtocol(self)
 
@@ -188,7 +193,8 @@ class _ClientProtocol(asyncio.Protocol):
             if protocol == "h2":
                 self.codec = H2Server(self.listener.dispatch, self, self.info, s.max_concurrent_streams)
             else:
-                self.codec = H1ServerConnection(self.listener.dispatch, self, scheme=scheme, connection=self.info)
+                self.codec = H1ServerConnection(self.listener.dispatch, self, scheme=scheme, connection=self.info,
+                                                recorder=self.listener.record)
         except Exception:  # as in deliver(): one connection lost, logged with its peer
             log.exception("cannot start %s on connection from %s; closing it", protocol, self.info.peer)
             self.abort()
