@@ -22,7 +22,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Raised whenever the declarations change in a way the Python layer depends on; the Python
 # layer checks it at import so that a stale compiled module gives a clear error.
-BINDING_VERSION = 2
+BINDING_VERSION = 3
 MODULES = ["openssl", "nghttp2", "nghttp2_session"]
 
 

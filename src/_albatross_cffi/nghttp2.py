@@ -2,7 +2,10 @@
 for the layout; the session API built on them is in nghttp2_session.py).
 
 The server-side HTTP/2 session is driven entirely from C: no
-``extern "Python"`` callback exists, so no Python code runs per frame or per header.
+``extern "Python"`` callback exists, so no Python code runs per frame or per header. The same
+callbacks serve the client session of ``albatross probe``; only a client session reports
+response header blocks (``ALB_H2_EV_RESPONSE``) and the peer's SETTINGS
+(``ALB_H2_EV_SETTINGS``, payload: ``(id, value)`` pairs of native ``uint32_t``).
 
 * **Events.** The C callbacks append fixed 16-byte records (``alb_h2_evhdr``) plus a payload to
   a growable per-session buffer. A header block is collected in a side buffer (``cur``) as
@@ -89,6 +92,8 @@ static const int ALB_H2_EV_END_STREAM;
 static const int ALB_H2_EV_CLOSED;
 static const int ALB_H2_EV_RESET;
 static const int ALB_H2_EV_GOAWAY;
+static const int ALB_H2_EV_RESPONSE;
+static const int ALB_H2_EV_SETTINGS;
 static const int ALB_H2_HAVE_MAX_CONTINUATIONS;
 static const int ALB_H2_HAVE_RESET_RATELIM;
 
@@ -143,7 +148,7 @@ CUSTOMIZATIONS = r"""
 #endif
 
 enum { ALB_H2_EV_REQUEST = 1, ALB_H2_EV_DATA, ALB_H2_EV_TRAILERS, ALB_H2_EV_END_STREAM,
-       ALB_H2_EV_CLOSED, ALB_H2_EV_RESET, ALB_H2_EV_GOAWAY };
+       ALB_H2_EV_CLOSED, ALB_H2_EV_RESET, ALB_H2_EV_GOAWAY, ALB_H2_EV_RESPONSE, ALB_H2_EV_SETTINGS };
 #define ALB_H2_NV_STACK 64
 
 typedef struct { uint8_t *data; size_t len; size_t cap; } alb_h2_buf;
@@ -185,6 +190,7 @@ typedef struct {
     int32_t rst_sid;         /* stream whose RST_STREAM was just received */
     uint32_t ncont;
     int oom, freeing;
+    int client;              /* a client session (albatross probe): responses and SETTINGS reported */
 } alb_h2_session;
 
 static int alb_buf_reserve(alb_h2_buf *b, size_t extra)
@@ -281,7 +287,9 @@ static int alb_on_begin_headers(nghttp2_session *session, const nghttp2_frame *f
     int type = ALB_H2_EV_TRAILERS;
     if (frame->hd.type != NGHTTP2_HEADERS)
         return 0;
-    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+        type = ALB_H2_EV_RESPONSE;  /* only a client session receives responses */
+    } else if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
         type = ALB_H2_EV_REQUEST;
         if (sid > s->goaway_sid) {
             /* After our GOAWAY: refuse, so the client may retry elsewhere. */
@@ -333,6 +341,27 @@ static int alb_end_header_block(alb_h2_session *s, const nghttp2_frame *frame)
                        s->cur.data, len ? len - 1 : 0);
 }
 
+/* The peer's SETTINGS as received (not ACKs): one record of (id, value) pairs. */
+static int alb_settings_event(alb_h2_session *s, const nghttp2_settings *settings)
+{
+    uint32_t *pairs;
+    size_t i;
+    int rv;
+    if (!s->client || (settings->hd.flags & NGHTTP2_FLAG_ACK))
+        return 0;
+    if ((pairs = malloc(sizeof(uint32_t) * 2 * (settings->niv + 1))) == NULL) {
+        s->oom = 1;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    for (i = 0; i < settings->niv; i++) {
+        pairs[2 * i] = (uint32_t)settings->iv[i].settings_id;
+        pairs[2 * i + 1] = settings->iv[i].value;
+    }
+    rv = alb_ev_push(s, ALB_H2_EV_SETTINGS, 0, 0, 0, (const uint8_t *)pairs, sizeof(uint32_t) * 2 * settings->niv);
+    free(pairs);
+    return rv;
+}
+
 static int alb_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
     alb_h2_session *s = ud;
@@ -359,6 +388,8 @@ static int alb_on_frame_recv(nghttp2_session *session, const nghttp2_frame *fram
     case NGHTTP2_GOAWAY:
         return alb_ev_push(s, ALB_H2_EV_GOAWAY, 0, frame->goaway.last_stream_id,
                            frame->goaway.error_code, NULL, 0);
+    case NGHTTP2_SETTINGS:
+        return alb_settings_event(s, &frame->settings);
     }
     return 0;
 }

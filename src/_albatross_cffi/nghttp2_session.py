@@ -1,8 +1,10 @@
-"""Server-side HTTP/2 session helpers for ``albatross._native``: the API Python calls.
+"""HTTP/2 session helpers for ``albatross._native``: the API Python calls.
 
 Declarations and receive-side callbacks are in nghttp2.py (this module's C is appended after
 it, see build_native.py). Here: packed header blobs, response body sources with deferred data,
-session construction and teardown, the receive and drain loops.
+session construction and teardown, the receive and drain loops. The server session is
+Albatross's own; the client session (``alb_h2_client_new``, ``alb_h2_submit_request``) exists
+for ``albatross probe``, which sends one body-less request and reads the server's SETTINGS.
 """
 
 INCLUDES = ""
@@ -11,6 +13,8 @@ TYPES = ""
 
 FUNCTIONS = """
 alb_h2_session *alb_h2_new(const alb_h2_config *cfg);
+alb_h2_session *alb_h2_client_new(const alb_h2_config *cfg);
+int32_t alb_h2_submit_request(alb_h2_session *s, const char *hdrs, size_t hlen);
 void alb_h2_free(alb_h2_session *s);
 ssize_t alb_h2_recv(alb_h2_session *s, const uint8_t *in, size_t len);
 ssize_t alb_h2_drain(alb_h2_session *s, size_t limit);
@@ -343,6 +347,54 @@ static alb_h2_session *alb_h2_new(const alb_h2_config *cfg)
         return NULL;
     }
     return s;
+}
+
+/* A client session: nghttp2 sends the connection preface itself, then our SETTINGS (no push;
+   the window and header-list limits from cfg). Window updates are automatic: the probe reads
+   whatever arrives. */
+static alb_h2_session *alb_h2_client_new(const alb_h2_config *cfg)
+{
+    alb_h2_session *s = calloc(1, sizeof(*s));
+    nghttp2_session_callbacks *cbs = alb_h2_callbacks();
+    int rv = -1;
+    if (s != NULL && cbs != NULL) {
+        nghttp2_settings_entry iv[3] = {
+            {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->initial_window_size},
+            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->max_header_list_size},
+        };
+        s->cfg = *cfg;
+        s->client = 1;
+        s->last_ev = -1;
+        s->goaway_sid = 0x7fffffff;
+        rv = nghttp2_session_client_new(&s->session, cbs, s);
+        if (rv == 0)
+            rv = nghttp2_submit_settings(s->session, NGHTTP2_FLAG_NONE, iv, 3);
+    }
+    if (cbs != NULL)
+        nghttp2_session_callbacks_del(cbs);
+    if (rv != 0) {
+        alb_h2_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* A request without a body (pseudo-headers first in the blob): its stream id, or an nghttp2
+   error code (negative). */
+static int32_t alb_h2_submit_request(alb_h2_session *s, const char *hdrs, size_t hlen)
+{
+    nghttp2_nv stack[ALB_H2_NV_STACK], *nv;
+    long count;
+    int32_t sid;
+    if (s->dead || !s->client)
+        return NGHTTP2_ERR_INVALID_STATE;
+    if ((nv = alb_nv_build(hdrs, hlen, 0, stack, &count)) == NULL || count == 0)
+        return NGHTTP2_ERR_INVALID_ARGUMENT;
+    sid = nghttp2_submit_request(s->session, NULL, nv, (size_t)count, NULL, NULL);
+    if (nv != stack)
+        free(nv);
+    return sid;
 }
 
 /* Fatal error: queue GOAWAY, move every pending byte to the output buffer, stop for good. */

@@ -4,6 +4,11 @@ The C helpers in CUSTOMIZATIONS implement the callbacks that run on every handsh
 NPN, session-ticket keys, key log) in C: they never enter Python, cannot raise, and need no
 write+execute memory. The callbacks that need Python state (SNI certificate choice, OCSP
 staple lookup) are ``extern "Python"`` functions defined in ``albatross.tls.context``.
+
+The client side (``albatross.tls.client``, used by ``albatross probe``) adds an NPN select
+callback and a message callback in C: each client ``SSL`` carries an ``alb_client_state``
+(owned by the Python connection) in which they record the server's NPN list and every alert
+sent or received, so the probe can say *how* a server refused something.
 """
 
 INCLUDES = """
@@ -18,6 +23,7 @@ INCLUDES = """
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/crypto.h>
+#include <openssl/objects.h>
 """
 
 TYPES = """
@@ -40,6 +46,7 @@ static const long SSL_OP_CIPHER_SERVER_PREFERENCE;
 static const long SSL_OP_NO_COMPRESSION;
 static const long SSL_OP_NO_TICKET;
 static const long SSL_OP_NO_TLSv1_3;
+static const long SSL_OP_LEGACY_SERVER_CONNECT;
 
 static const long SSL_MODE_RELEASE_BUFFERS;
 static const long SSL_MODE_ENABLE_PARTIAL_WRITE;
@@ -95,6 +102,17 @@ typedef struct {
     unsigned long long decrypted;
     unsigned long long unknown;
 } alb_ticket_ring;
+
+static const int ALB_MAX_ALERTS;
+
+typedef struct {
+    alb_protos npn_want;
+    int npn_seen;
+    unsigned int npn_len;
+    unsigned char npn_offered[1024];
+    int nalerts;
+    unsigned char alerts[96];
+} alb_client_state;
 """
 
 FUNCTIONS = """
@@ -163,6 +181,37 @@ X509 *SSL_get_certificate(const SSL *);
 long SSL_get_tlsext_status_type(SSL *);
 long SSL_set_tlsext_status_ocsp_resp(SSL *, unsigned char *, long);
 int SSL_get_peer_signature_type_nid(const SSL *, int *);
+
+/* client side (albatross.tls.client) */
+const SSL_METHOD *TLS_client_method(void);
+void SSL_set_connect_state(SSL *);
+long SSL_set_tlsext_host_name(SSL *, const char *);
+int SSL_set_alpn_protos(SSL *, const unsigned char *, unsigned int);
+long SSL_set_tlsext_status_type(SSL *, int);
+long SSL_get_tlsext_status_ocsp_resp(SSL *, const unsigned char **);
+long SSL_get_secure_renegotiation_support(SSL *);
+int SSL_set1_sigalgs_list(SSL *, const char *);
+int SSL_renegotiate(SSL *);
+int SSL_renegotiate_pending(const SSL *);
+long SSL_get_negotiated_group(SSL *);
+X509 *SSL_get0_peer_certificate(const SSL *);
+int i2d_X509(X509 *, unsigned char **);
+int SSL_CIPHER_get_kx_nid(const SSL_CIPHER *);
+int SSL_CIPHER_is_aead(const SSL_CIPHER *);
+const char *OBJ_nid2sn(int);
+const char *SSL_alert_type_string_long(int);
+const char *SSL_alert_desc_string_long(int);
+SSL_SESSION *SSL_get1_session(SSL *);
+int SSL_set_session(SSL *, SSL_SESSION *);
+void SSL_SESSION_free(SSL_SESSION *);
+int SSL_SESSION_is_resumable(const SSL_SESSION *);
+int SSL_SESSION_has_ticket(const SSL_SESSION *);
+unsigned long SSL_SESSION_get_ticket_lifetime_hint(const SSL_SESSION *);
+void SSL_SESSION_get0_ticket(const SSL_SESSION *, const unsigned char **, size_t *);
+const unsigned char *SSL_SESSION_get_id(const SSL_SESSION *, unsigned int *);
+int SSL_SESSION_get_protocol_version(const SSL_SESSION *);
+void alb_client_ctx_offer_npn(SSL_CTX *);
+int alb_client_attach(SSL *, alb_client_state *);
 
 /* memory BIOs */
 BIO *BIO_new(const BIO_METHOD *);
@@ -473,6 +522,88 @@ static size_t alb_bio_drain(SSL *s, unsigned char *out, size_t cap)
 
 static BIO *alb_ssl_rbio(SSL *s) { return SSL_get_rbio(s); }
 static BIO *alb_ssl_wbio(SSL *s) { return SSL_get_wbio(s); }
+
+/* ---- Client side (albatross probe) -----------------------------------------------------
+   One alb_client_state per client SSL, owned by the Python connection object and reached
+   through ex_data (NPN) and the message-callback argument (alerts). */
+
+#define ALB_MAX_ALERTS 32
+
+typedef struct {
+    alb_protos npn_want;             /* our NPN preference, wire format */
+    int npn_seen;                    /* the server sent NPN in its ServerHello */
+    unsigned int npn_len;            /* the server's list, wire format (truncated to fit) */
+    unsigned char npn_offered[1024];
+    int nalerts;                     /* alerts seen: (sent?, level, description) triples */
+    unsigned char alerts[ALB_MAX_ALERTS * 3];
+} alb_client_state;
+
+static int alb_client_index = -1;
+
+/* NPN, client side: record what the server advertises, then choose by *our* preference (the
+   client chooses in NPN). Without overlap NPN's rule is to ask for our first protocol anyway.
+   OpenSSL has validated the list's framing and copies the selection at once. */
+static int alb_npn_select_cb(SSL *s, unsigned char **out, unsigned char *outlen,
+                             const unsigned char *in, unsigned int inlen, void *arg)
+{
+    alb_client_state *st = (alb_client_state *)SSL_get_ex_data(s, alb_client_index);
+    unsigned char *want;
+    unsigned int i, j;
+    (void)arg;
+    if (st == NULL || st->npn_want.len == 0)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    st->npn_seen = 1;
+    st->npn_len = inlen < sizeof(st->npn_offered) ? inlen : (unsigned int)sizeof(st->npn_offered);
+    memcpy(st->npn_offered, in, st->npn_len);
+    want = st->npn_want.wire;
+    for (i = 0; i < st->npn_want.len; i += 1u + want[i]) {
+        for (j = 0; j < inlen && j + 1u + in[j] <= inlen; j += 1u + in[j]) {
+            if (in[j] == want[i] && memcmp(in + j + 1, want + i + 1, want[i]) == 0) {
+                *out = want + i + 1;
+                *outlen = want[i];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+    }
+    *out = want + 1;
+    *outlen = want[0];
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* Every alert that crosses the wire, either way (TLS 1.3 ones after decryption). */
+static void alb_client_msg_cb(int write_p, int version, int content_type, const void *buf,
+                              size_t len, SSL *s, void *arg)
+{
+    alb_client_state *st = (alb_client_state *)arg;
+    const unsigned char *b = (const unsigned char *)buf;
+    (void)version; (void)s;
+    if (st == NULL || content_type != SSL3_RT_ALERT || len < 2 || st->nalerts >= ALB_MAX_ALERTS)
+        return;
+    st->alerts[st->nalerts * 3] = (unsigned char)(write_p ? 1 : 0);
+    st->alerts[st->nalerts * 3 + 1] = b[0];
+    st->alerts[st->nalerts * 3 + 2] = b[1];
+    st->nalerts++;
+}
+
+/* A client context offers NPN only if it has a select callback. */
+static void alb_client_ctx_offer_npn(SSL_CTX *ctx)
+{
+    SSL_CTX_set_next_proto_select_cb(ctx, alb_npn_select_cb, NULL);
+}
+
+static int alb_client_attach(SSL *s, alb_client_state *st)
+{
+    if (alb_client_index < 0) {
+        alb_client_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+        if (alb_client_index < 0)
+            return 0;
+    }
+    if (!SSL_set_ex_data(s, alb_client_index, st))
+        return 0;
+    SSL_set_msg_callback(s, alb_client_msg_cb);
+    SSL_set_msg_callback_arg(s, st);
+    return 1;
+}
 
 static int alb_py_servername_cb(SSL *, int *, void *);
 static int alb_py_status_cb(SSL *, void *);

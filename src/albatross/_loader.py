@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 
 # The build script's BINDING_VERSION: raised whenever the declarations change in a way the
 # Python layer depends on, so a stale compiled module fails here rather than mysteriously.
-EXPECTED_BINDING_VERSION = 2
+EXPECTED_BINDING_VERSION = 3
 if lib.ALBATROSS_BINDING_VERSION != EXPECTED_BINDING_VERSION:  # pragma: no cover
     raise ImportError(
         f"albatross._native is stale (binding version {lib.ALBATROSS_BINDING_VERSION}, "

@@ -274,6 +274,26 @@ def _tls_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_probe(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("probe", help="run the seed report's TLS checks against any HTTPS server and print a table")
+    p.add_argument("url", help="https://HOST[:PORT][/PATH] (only this server is contacted)")
+    p.add_argument("--sni", default=None, help="server name to send (default: the URL's host if it is a name)")
+    p.add_argument("--json", action="store_true", help="print the results as a JSON document")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per connection (default 10)")
+
+
+def _probe(args: argparse.Namespace) -> int:
+    """``albatross probe URL``: 0 once the checks ran (whatever they found); 2, with the reason on
+    stderr, when the server is unreachable or the first TLS handshake fails."""
+    from albatross.probe import format_json, format_table, probe
+
+    if args.timeout <= 0:
+        raise AlbatrossError("--timeout must be positive")
+    findings = probe(args.url, sni=args.sni, timeout=args.timeout)
+    sys.stdout.write(format_json(findings) if args.json else format_table(findings))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="albatross", description="A load balancer in AWS ALB's own terms.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -297,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer (default 30)")
         if name == "targets":
             cmd.add_argument("--json", action="store_true", help="print the admin endpoint's JSON document")
+    _add_probe(sub)
     sub.add_parser("version", help="print the version and the OpenSSL and libnghttp2 in use")
     return parser
 
@@ -329,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             return _reload(args)
         if args.command == "targets":
             return _targets(args)
+        if args.command == "probe":
+            return _probe(args)
         return _version()
     except AlbatrossError as exc:
         print(f"albatross: error: {exc}", file=sys.stderr)

@@ -57,3 +57,34 @@ def test_contexts_are_freed(site_rsa, site_ecdsa) -> None:  # type: ignore[no-un
     grown = c_heap_in_use() - before
     # Each listener context holds several SSL_CTX objects of tens of KiB each.
     assert grown < 500_000, f"C heap grew by {grown} bytes over 50 listener contexts"
+
+
+def test_client_connections_and_sessions_do_not_leak(site_rsa, site_ecdsa) -> None:  # type: ignore[no-untyped-def]
+    from albatross.tls.client import ClientContext, ClientSettings, TLSClientConnection
+    from tests.tls.test_client import pump
+
+    specs = (CertificateSpec(str(site_ecdsa.cert), str(site_ecdsa.key)),
+             CertificateSpec(str(site_rsa.cert), str(site_rsa.key)))
+    server_ctx = ServerContext(TLSSettings(certificates=specs), TicketKeyRing(None, now=time.time()))
+    npn = ClientContext(ClientSettings(max_version="TLSv1.2", npn=("h2", "http/1.1")))
+
+    def run(count: int) -> None:
+        session = None
+        for i in range(count):
+            client = TLSClientConnection(npn, server_name="a.test", alpn=("h2",) if i % 2 else (),
+                                         session=session, request_ocsp=True)
+            server = TLSConnection(server_ctx)
+            client.start()
+            pump(client, server)
+            client.peer_certificate()
+            session = client.session() if i % 3 else None
+            if i % 5 == 0:
+                client.free()
+
+    run(300)
+    gc.collect()
+    before = c_heap_in_use()
+    run(2000)
+    gc.collect()
+    grown = c_heap_in_use() - before
+    assert grown < 1_500_000, f"C heap grew by {grown} bytes over 2000 client connections"

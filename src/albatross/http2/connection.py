@@ -42,6 +42,8 @@ from albatross.http2.events import (
     DataReceived,
     H2Event,
     RequestReceived,
+    ResponseReceived,
+    SettingsReceived,
     StreamClosed,
     StreamEnded,
     StreamReset,
@@ -80,7 +82,7 @@ def _build_events(buf: bytes) -> list[H2Event]:
         elif kind == _EV_CLOSED:
             append(closed(sid, code))
         else:
-            append(_RARE[kind](sid, code, buf[off : off + n]))
+            append(_RARE[kind](sid, code, flags, buf[off : off + n]))
         off += n
     return events
 
@@ -89,10 +91,14 @@ _EV_REQUEST = lib.ALB_H2_EV_REQUEST
 _EV_DATA = lib.ALB_H2_EV_DATA
 _EV_CLOSED = lib.ALB_H2_EV_CLOSED
 _RARE = {
-    lib.ALB_H2_EV_TRAILERS: lambda sid, code, payload: TrailersReceived(sid, _headers(payload), True),
-    lib.ALB_H2_EV_END_STREAM: lambda sid, code, payload: StreamEnded(sid),
-    lib.ALB_H2_EV_RESET: lambda sid, code, payload: StreamReset(sid, code),
-    lib.ALB_H2_EV_GOAWAY: lambda sid, code, payload: ConnectionTerminated(code, sid),
+    lib.ALB_H2_EV_TRAILERS: lambda sid, code, flags, payload: TrailersReceived(sid, _headers(payload), True),
+    lib.ALB_H2_EV_END_STREAM: lambda sid, code, flags, payload: StreamEnded(sid),
+    lib.ALB_H2_EV_RESET: lambda sid, code, flags, payload: StreamReset(sid, code),
+    lib.ALB_H2_EV_GOAWAY: lambda sid, code, flags, payload: ConnectionTerminated(code, sid),
+    # Client sessions only (albatross probe):
+    lib.ALB_H2_EV_RESPONSE: lambda sid, code, flags, payload: ResponseReceived(sid, _headers(payload), flags == 1),
+    lib.ALB_H2_EV_SETTINGS: lambda sid, code, flags, payload: SettingsReceived(
+        tuple(struct.iter_unpack("=II", payload))),
 }
 
 

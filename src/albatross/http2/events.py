@@ -6,6 +6,10 @@ order: one :class:`RequestReceived`, any number of :class:`DataReceived`, at mos
 :class:`StreamReset`). The end of the request is reported exactly once per stream: by the
 ``end_stream`` flag of the last RequestReceived/DataReceived/TrailersReceived, or by a
 :class:`StreamEnded` when the end came without payload (an empty DATA frame with END_STREAM).
+
+A client session (:class:`~albatross.http2.client.H2ClientConnection`, used by ``albatross
+probe``) reports :class:`ResponseReceived` instead of RequestReceived, and the server's
+:class:`SettingsReceived`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ __all__ = [
     "DataReceived",
     "H2Event",
     "RequestReceived",
+    "ResponseReceived",
+    "SettingsReceived",
     "StreamClosed",
     "StreamEnded",
     "StreamReset",
@@ -85,6 +91,28 @@ class StreamClosed(H2Event):
 @dataclass(frozen=True, slots=True)
 class StreamReset(StreamClosed):
     """The stream was closed because the client sent RST_STREAM with ``error_code``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived(H2Event):
+    """A response header block on ``stream_id`` (client sessions only); an interim (1xx)
+    response is reported too, before the final one."""
+
+    stream_id: int
+    headers: list[tuple[bytes, bytes]]
+    end_stream: bool
+
+    @property
+    def status(self) -> int:
+        return int(dict(self.headers).get(b":status", b"0"))
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsReceived(H2Event):
+    """The peer's SETTINGS frame (client sessions only): ``(identifier, value)`` pairs in the
+    order they were sent; identifiers the peer did not send keep their RFC 9113 defaults."""
+
+    settings: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
