@@ -355,3 +355,17 @@ def test_a_request_rejected_before_routing_is_logged_like_alb(observed) -> None:
     assert (entry["request_verb"], entry["request_url"], entry["request_proto"]) == ("-", "-", "-")
     assert (entry["elb_status_code"], entry["target_status_code"], entry["matched_rule_priority"]) == ("400", "-", "-")
     assert entry["actions_executed"] == "-" and entry["target"] == "-"
+
+
+def test_a_request_whose_body_is_malformed_is_logged_once(observed) -> None:  # type: ignore[no-untyped-def]
+    lb, ports, *_ = observed
+    log = ports["dir"] / "logs" / "access.log"
+    with socket.create_connection(("127.0.0.1", ports["http"])) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nnot a chunk\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    # A request after it: its line follows the 400's directly (no second line for the bad one).
+    httpx.get(f"http://127.0.0.1:{ports['http']}/echo?after")
+    lines = [parse(line) for line in read_lines(log, 2)]
+    assert [(e["elb_status_code"], e["request_verb"], e["request_url"]) for e in lines] == [
+        ("400", "POST", f"http://x:{ports['http']}/echo"),
+        ("200", "GET", f"http://127.0.0.1:{ports['http']}/echo?after")]

@@ -73,6 +73,10 @@ class _StaticHandler(Handler):
         self.request = request
         self.responder = responder
 
+    def client_gone(self) -> None:
+        if self.request.record is not None:
+            self.request.record.client_gone()  # ALB's 460
+
     def end(self, trailers: Headers | None = None) -> None:
         response = self.page(self.request)
         r = self.responder

@@ -316,14 +316,17 @@ class H1ServerConnection:
             return
         current, self._current = self._current, None
         self._in_message = False
+        record = None
         if current is not None and current is self._active:
             self._active = None
+            if not current.head_sent:  # its log line is the 408, not the handler's 460
+                record, current.request.record = current.request.record, None
             if current.handler is not None:
                 current.handler.client_gone()
             if current.head_sent:
                 self.abort()
                 return
-        self._reject(408, "the request was not complete within the idle timeout")
+        self._reject(408, "the request was not complete within the idle timeout", record)
 
     def pause_writing(self) -> None:
         if self._active is not None and self._active.handler is not None:
@@ -356,17 +359,21 @@ class H1ServerConnection:
 
     # -- exchanges ------------------------------------------------------------------------------
 
-    def _reject(self, status: int, why: str) -> None:
+    def _reject(self, status: int, why: str, record: object = None) -> None:
         log.info("rejecting request with %d: %s", status, why)
         # No usable request line: the access log writes "- - -", as ALB does.
         request = Request(b"", b"", [], "1.1", None, self.scheme, self.connection)
-        if self.recorder is not None:
-            self.recorder(request)
         page = error_response(status, why)
         exchange = _Exchange1(self, request, False, static(lambda _r: page))
         exchange.request_done = True
         broken, self._current = self._current, None
         self.closing = True  # nothing after a rejected request is read
+        if broken is not None and broken is self._active and not broken.head_sent:
+            record, broken.request.record = broken.request.record, None  # logged once, as this rejection
+        if record is not None:
+            request.record = record  # the line names the real request
+        elif self.recorder is not None:
+            self.recorder(request)
         if broken is not None and broken is self._active:
             # The request being answered turned out malformed (its body): it ends here.
             self._active = None

@@ -69,6 +69,8 @@ class LogFile:
             on_disk = os.stat(self.path)
         except FileNotFoundError:
             return True
+        except OSError:
+            return False
         mine = os.fstat(self._file.fileno())
         return (on_disk.st_ino, on_disk.st_dev) != (mine.st_ino, mine.st_dev)
 

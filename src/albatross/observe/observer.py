@@ -117,9 +117,10 @@ class ListenerObserver:
         if rec.action == "fixed-response":
             stats.fixed_responses += 1
         elif rec.action == "redirect":
-            stats.redirects += 1
             if rec.redirect_url is None:
                 stats.redirect_too_long += 1
+            else:
+                stats.redirects += 1
         access = self.observer.access_log
         if access is not None:
             conn = rec.request.connection

@@ -76,6 +76,13 @@ def quoted(value: str | bytes | None, limit: int = 8192) -> str:
     return '"' + "".join(chr(b) if b in _QUOTED_SAFE else f"\\x{b:02x}" for b in raw) + '"'
 
 
+def token(value: str | None) -> str:
+    """An unquoted field from client input (SNI): spaces, quotes and non-visible bytes as ``\\xHH``."""
+    if not value:
+        return "-"
+    return quoted(value)[1:-1].replace(" ", "\\x20")
+
+
 def _seconds(start: float | None, end: float | None) -> str:
     if start is None or end is None:
         return "-1"
@@ -222,6 +229,6 @@ def connection_log_line(*, now: float, client_ip: str, client_port: int, listene
     fields = [
         iso_time(now), client_ip, str(client_port), str(listener_port), protocol or "-", cipher or "-",
         f"{latency:.3f}", '"-"', "-", "-", verify_status, conn_trace_id, "-",
-        server_name or "-", application or "-", negotiated_by or "-", resumed or "-",
+        token(server_name), application or "-", negotiated_by or "-", resumed or "-",
     ]
     return " ".join(fields) + "\n"

@@ -85,6 +85,7 @@ class Target:
     name: str | None = None  # the host name it was registered by (beyond ALB), when not an IP
     deregistration_delay: float = 300.0  # deregistration_delay.timeout_seconds of its group
     drain_until: float = math.inf  # when draining: the end of the deregistration delay
+    _sticky: str = field(default="", repr=False)
 
     def describe(self) -> dict[str, object]:
         """DescribeTargetHealth's TargetHealthDescription for this target, in snake_case."""
@@ -106,7 +107,9 @@ class Target:
     @property
     def sticky_id(self) -> str:
         """An opaque, stable id for cookies (the address is not shown to clients)."""
-        return hashlib.blake2s(f"{self.host}:{self.port}".encode(), digest_size=8).hexdigest()
+        if not self._sticky:
+            self._sticky = hashlib.blake2s(f"{self.host}:{self.port}".encode(), digest_size=8).hexdigest()
+        return self._sticky
 
     def weight(self, now: float) -> float:
         if not self.slow_start_seconds or self.slow_start_from is None or self.health is None:

@@ -120,6 +120,10 @@ class _Answer(Handler):
     def _reloaded(self, task: asyncio.Task) -> None:  # type: ignore[type-arg]
         if task.cancelled():
             return
+        exc = task.exception()
+        if exc is not None:
+            self._send(_json(500, {"ok": False, "message": f"internal error: {exc!r}"}))
+            return
         result = task.result()
         self._send(_json(200 if result.ok else 422, result.as_dict()))
 

@@ -156,8 +156,11 @@ class Server:
     async def _reload(self) -> ReloadResult:
         if self._compile is None:
             return ReloadResult(False, "this server was not started from a configuration file", self.generation)
+        if self._stop.is_set():
+            return ReloadResult(False, "the server is stopping", self.generation)
         try:
-            plan = self._compile(self.plan)
+            # Off the loop: reading the file, certificates and resolving target names may take a while.
+            plan = await asyncio.get_running_loop().run_in_executor(None, self._compile, self.plan)
         except AlbatrossError as exc:
             return ReloadResult(False, str(exc), self.generation)
         except Exception as exc:  # a bug must not take the running configuration down
@@ -174,12 +177,19 @@ class Server:
                 continue
             try:
                 opened[key] = await self._open(b)
-            except OSError as exc:
+            except BaseException as exc:  # OSError, or cancelled by a stop
                 for listener in opened.values():
                     assert listener.server is not None
                     listener.server.close()
+                if not isinstance(exc, OSError):
+                    raise
                 return ReloadResult(False, f"cannot listen on {b.host}:{b.port}: {exc.strerror or exc}",
                                     self.generation)
+        if self._stop.is_set():
+            for listener in opened.values():
+                assert listener.server is not None
+                listener.server.close()
+            return ReloadResult(False, "the server is stopping", self.generation)
         # Everything is ready: swap, in one step on the loop.
         now = time.monotonic()
         for key, listener in list(self.listeners.items()):
@@ -193,7 +203,10 @@ class Server:
         kept = {id(t) for t in plan.targets}
         removed = [t for t in self.plan.targets if id(t) not in kept]
         plan.commit(now)
-        self._adopt(plan)
+        try:
+            self._adopt(plan)
+        except OSError as exc:  # checked before the swap; vanished since: keep serving, say so
+            log.error("reload: cannot open log file %s: %s", exc.filename, exc.strerror or exc)
         for target in removed:
             self._deregister(target, now)
         self.plan = plan
@@ -229,9 +242,9 @@ class Server:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        await self.start()
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         loop.add_signal_handler(signal.SIGUSR1, self.observer.reopen)
-        await self.start()
         self.health.tick(time.monotonic())  # first health checks at once
         while not self._stop.is_set():
             try:
@@ -311,6 +324,8 @@ class Server:
                 conn.abort()
         for target in [*self.plan.targets, *self.draining]:
             target.pool.close()
+        for _ in range(3):  # connection_lost callbacks run on the next turns: their requests get logged
+            await asyncio.sleep(0)
         self.health.close()
         for task in self._tasks:
             task.cancel()

@@ -190,6 +190,9 @@ class TargetPool:
             done(None, f"no connection to target {self.label} within {self.connect_timeout:.0f} s", 504)
         except OSError as exc:
             done(None, f"cannot connect to target {self.label}: {exc.strerror or exc}", 502)
+        except asyncio.CancelledError:  # the pool closed (deregistration ended, or a stop)
+            done(None, f"target {self.label} deregistered while connecting", 502)
+            raise
         else:
             self.busy.add(conn)
             done(conn, "", 0)
