@@ -6,6 +6,7 @@
 * ``albatross serve CONFIG`` / ``albatross check CONFIG``: run / validate a configuration.
 * ``albatross reload [CONFIG]`` / ``albatross targets [CONFIG] [--json]``: talk to a running
   balancer's admin endpoint (its address is read from CONFIG's ``admin:`` or ``--admin``).
+* ``albatross probe https://HOST:PORT``: the seed's TLS checks against any HTTPS server.
 * ``albatross tls-keys rotate FILE``: prepend a fresh session-ticket key, keep three.
 * ``albatross version``.
 """
