@@ -35,6 +35,7 @@ from albatross.tls.connection import (
     PeerClosedError,
     TLSError,
     TLSEvent,
+    handshake_info,
     _describe,
 )
 from albatross.tls.context import _VERSION_CODES, wire_protocols
@@ -310,22 +311,7 @@ class TLSClientConnection:
     # -- what the server did ---------------------------------------------------------------------
 
     def _handshake_info(self) -> HandshakeInfo:
-        ssl = self._ssl
-        proto = ffi.new("const unsigned char **")
-        plen = ffi.new("unsigned int *")
-        lib.SSL_get0_alpn_selected(ssl, proto, plen)
-        alpn = ffi.buffer(proto[0], plen[0])[:].decode("ascii", "replace") if plen[0] else None
-        lib.SSL_get0_next_proto_negotiated(ssl, proto, plen)
-        npn = ffi.buffer(proto[0], plen[0])[:].decode("ascii", "replace") if plen[0] else None
-        name = lib.SSL_get_servername(ssl, lib.TLSEXT_NAMETYPE_host_name)
-        return HandshakeInfo(
-            version=ffi.string(lib.SSL_get_version(ssl)).decode(),
-            cipher=ffi.string(lib.SSL_CIPHER_get_name(lib.SSL_get_current_cipher(ssl))).decode(),
-            alpn=alpn,
-            npn=npn,
-            server_name=ffi.string(name).decode("ascii", "replace") if name != ffi.NULL else None,
-            resumed=bool(lib.SSL_session_reused(ssl)),
-        )
+        return handshake_info(self._ssl)
 
     @property
     def cipher(self) -> CipherInfo:

@@ -230,20 +230,25 @@ class TLSConnection:
     # -- inspection ----------------------------------------------------------------------------
 
     def _handshake_info(self) -> HandshakeInfo:
-        ssl = self._ssl
-        proto = ffi.new("const unsigned char **")
-        plen = ffi.new("unsigned int *")
-        lib.SSL_get0_alpn_selected(ssl, proto, plen)
-        alpn = ffi.buffer(proto[0], plen[0])[:].decode("ascii", "replace") if plen[0] else None
-        lib.SSL_get0_next_proto_negotiated(ssl, proto, plen)
-        npn = ffi.buffer(proto[0], plen[0])[:].decode("ascii", "replace") if plen[0] else None
-        name = lib.SSL_get_servername(ssl, lib.TLSEXT_NAMETYPE_host_name)
-        return HandshakeInfo(
-            version=ffi.string(lib.SSL_get_version(ssl)).decode(),
-            cipher=ffi.string(lib.SSL_CIPHER_get_name(lib.SSL_get_current_cipher(ssl))).decode(),
-            alpn=alpn,
-            npn=npn,
-            server_name=ffi.string(name).decode("ascii", "replace") if name != ffi.NULL else None,
-            resumed=bool(lib.SSL_session_reused(ssl)),
-            certificate=self.context.certificate_files.get(int(ffi.cast("uintptr_t", lib.SSL_get_certificate(ssl)))),
-        )
+        presented = lib.SSL_get_certificate(self._ssl)
+        return handshake_info(self._ssl, self.context.certificate_files.get(int(ffi.cast("uintptr_t", presented))))
+
+
+def handshake_info(ssl: object, certificate: str | None = None) -> HandshakeInfo:
+    """What a completed handshake on ``ssl`` negotiated (either side of the connection)."""
+    proto = ffi.new("const unsigned char **")
+    plen = ffi.new("unsigned int *")
+    lib.SSL_get0_alpn_selected(ssl, proto, plen)
+    alpn = ffi.buffer(proto[0], plen[0])[:].decode("ascii", "replace") if plen[0] else None
+    lib.SSL_get0_next_proto_negotiated(ssl, proto, plen)
+    npn = ffi.buffer(proto[0], plen[0])[:].decode("ascii", "replace") if plen[0] else None
+    name = lib.SSL_get_servername(ssl, lib.TLSEXT_NAMETYPE_host_name)
+    return HandshakeInfo(
+        version=ffi.string(lib.SSL_get_version(ssl)).decode(),
+        cipher=ffi.string(lib.SSL_CIPHER_get_name(lib.SSL_get_current_cipher(ssl))).decode(),
+        alpn=alpn,
+        npn=npn,
+        server_name=ffi.string(name).decode("ascii", "replace") if name != ffi.NULL else None,
+        resumed=bool(lib.SSL_session_reused(ssl)),
+        certificate=certificate,
+    )
