@@ -47,7 +47,7 @@ class Observer:
             return current
         fresh = LogFile(path) if path else None  # raises OSError: the caller reports it
         if current is not None:
-            current.close()
+            current.close(timeout=0)  # its thread writes what is queued, then closes; the loop does not wait
         if fresh is not None:
             log.info("%s log: %s", what, path)
         return fresh
