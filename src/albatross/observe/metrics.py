@@ -67,6 +67,8 @@ class ServerCollector:
         protocols = counter("ApplicationProtocolCount", "Application protocol negotiated by ALPN or NPN (beyond ALB).",
                             ["listener", "negotiated_by", "protocol"])
         for stats in observer.listeners.values():
+            if (stats.host, stats.port) not in active:
+                continue  # a listener removed by a reload (its series end with it)
             name = stats.label
             for group, n in stats.requests_by_group.items():
                 requests.add_metric([lb, name, group], n)
