@@ -166,7 +166,9 @@ class Target:
 
 
 async def main(name: str) -> None:
-    server = await asyncio.start_server(Target(name).handle, "127.0.0.1", 0, limit=262144)
+    # A deep accept queue: tests open 128 connections at once, past asyncio's default backlog of
+    # 100, and a dropped handshake ACK can stall a connection for a minute (SYN-ACK retries).
+    server = await asyncio.start_server(Target(name).handle, "127.0.0.1", 0, limit=262144, backlog=1024)
     print(f"target {name} listening {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
