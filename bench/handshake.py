@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from procstat import children, cpu_busy, cpu_ticks, free_port, rss_kib  # bench/ is on sys.path when a script runs
+from procstat import children, cpu_busy, cpu_ticks, free_port, nginx_conf, rss_kib  # bench/ is on sys.path when a script runs
 
 HOST = "127.0.0.1"
 SERVER_CPU = "0"
@@ -131,8 +131,7 @@ class Server:
             prefix = tempfile.mkdtemp(prefix="nginx-", dir=self.workdir)
             conf = os.path.join(prefix, "nginx.conf")
             with open(conf, "w") as f:
-                f.write(NGINX_CONF.format(prefix=prefix, host=HOST, port=self.port, crt=crt, key=key,
-                                          user="user root;" if os.getuid() == 0 else ""))
+                f.write(nginx_conf(NGINX_HTTP.format(host=HOST, port=self.port, crt=crt, key=key), prefix))
             self.command = ["taskset", "-c", SERVER_CPU, NGINX, "-p", prefix, "-c", conf]
             self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             wait_port(self.port, self.proc)
@@ -196,22 +195,7 @@ class Server:
         return " ".join(cmd)
 
 
-NGINX_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 10000; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+NGINX_HTTP = """\
     keepalive_timeout 900s;
     client_header_timeout 900s;
     server {{
@@ -221,7 +205,6 @@ http {{
         ssl_protocols TLSv1.2 TLSv1.3;
         location / {{ return 200 "ok\\n"; }}
     }}
-}}
 """
 
 

@@ -1,7 +1,8 @@
-"""Process and machine readings from /proc shared by the benchmarks (Linux only)."""
+"""Shared by the benchmarks (Linux only): /proc readings, free ports, the nginx configuration frame."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 
@@ -45,3 +46,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def nginx_conf(http: str, prefix: str) -> str:
+    """A whole nginx.conf around ``http`` (the directives inside ``http {}``): one worker in the
+    foreground (``user root`` when run as root), no access log, every temporary path under ``prefix``."""
+    user = "user root;\n" if os.getuid() == 0 else ""
+    temp = "".join(f"    {kind}_temp_path {prefix}/{name};\n" for kind, name in (
+        ("client_body", "body"), ("proxy", "proxy"), ("fastcgi", "fastcgi"), ("uwsgi", "uwsgi"), ("scgi", "scgi")))
+    return (f"{user}worker_processes 1;\ndaemon off;\nmaster_process on;\npid {prefix}/nginx.pid;\n"
+            f"error_log {prefix}/error.log warn;\nworker_rlimit_nofile 20000;\n"
+            "events { worker_connections 10000; }\nhttp {\n    access_log off;\n" + temp + http + "}\n")

@@ -55,7 +55,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from procstat import children, cpu_busy, cpu_ticks, free_port  # bench/ is on sys.path when a script runs
+from procstat import children, cpu_busy, cpu_ticks, free_port, nginx_conf  # bench/ is on sys.path when a script runs
 
 HOST = "127.0.0.1"
 LB_CPU = "0"
@@ -176,34 +176,18 @@ def http_get(port: int, path: str, *, tls: bool = False, h2: bool = False,
 
 # --------------------------------------------------------------------------- target
 
-TARGET_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 10000; }}
-http {{
-    access_log off;
+TARGET_HTTP = """\
     sendfile on;
     tcp_nopush on;
     open_file_cache max=100 inactive=600s;
     keepalive_timeout 900s;
     keepalive_requests 10000000;
     default_type application/octet-stream;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
     server {{
         listen {host}:{port} backlog=4096;
         root {prefix}/www;
         location = /nginx_status {{ stub_status; }}
     }}
-}}
 """
 
 
@@ -258,8 +242,7 @@ class Nginxish:
 
 def start_target(workdir: str) -> Nginxish:
     port = free_port()
-    text = TARGET_CONF.format(prefix="{prefix}", host=HOST, port=port,
-                              user="user root;" if os.getuid() == 0 else "")
+    text = nginx_conf(TARGET_HTTP.format(prefix="{prefix}", host=HOST, port=port), "{prefix}")
     target = Nginxish("target", workdir, text, TARGET_CPU, port)
     www = os.path.join(target.prefix, "www")
     os.makedirs(www)
@@ -279,22 +262,7 @@ def target_accepts(port: int) -> int:
 
 # --------------------------------------------------------------------------- balancers
 
-NGINX_LB_CONF = """\
-{user}
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 10000; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+NGINX_LB_HTTP = """\
     keepalive_timeout 900s;
     keepalive_requests 10000000;
     upstream web {{
@@ -320,7 +288,6 @@ http {{
             proxy_set_header X-Forwarded-Port {port};
         }}
     }}
-}}
 """
 
 HAPROXY_CONF = """\
@@ -390,11 +357,10 @@ class Balancer:
     def start(self) -> None:
         crt, key, pem = self.cert
         self.port = free_port()
-        values = dict(host=HOST, port=self.port, target=self.target_port, crt=crt, key=key, pem=pem,
-                      suite=SUITE, user="user root;" if os.getuid() == 0 else "")
+        values = dict(host=HOST, port=self.port, target=self.target_port, crt=crt, key=key, pem=pem, suite=SUITE)
         if self.kind == "nginx":
-            values["prefix"] = "{prefix}"
-            self.ngx = Nginxish("nginx-lb", self.workdir, NGINX_LB_CONF.format(**values), LB_CPU, self.port)
+            conf = nginx_conf(NGINX_LB_HTTP.format(**values), "{prefix}")
+            self.ngx = Nginxish("nginx-lb", self.workdir, conf, LB_CPU, self.port)
             self.ngx.start()
             self.command, self.conf_path = self.ngx.command, self.ngx.conf
             return
