@@ -141,6 +141,14 @@ def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
     return socket.create_connection((host, port), timeout=10)
 
 
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
 def fields(text: str, *names: str) -> dict[str, str]:
     """Pick ``Name: value`` lines (as s_client prints them) out of a transcript."""
     out = {}

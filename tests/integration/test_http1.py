@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from tests.helpers import Albatross, connect
+from tests.helpers import Albatross, connect, read_until_closed
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +48,6 @@ def read_responses(sock: socket.socket, count: int) -> list[bytes]:
         responses.append(head + b"\r\n\r\n" + rest[:need])
         data = rest[need:]
     return responses
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
 
 
 @pytest.mark.parametrize("scheme", ["https", "http"])

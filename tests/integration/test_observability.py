@@ -345,12 +345,16 @@ def test_a_log_path_that_cannot_be_opened_fails_at_start(tmp_path: Path) -> None
     assert f"cannot open log file {blocker / 'access.log'}: " in failed.log
 
 
+def answered_400(port: int, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(data)
+        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+
+
 def test_a_request_rejected_before_routing_is_logged_like_alb(observed) -> None:  # type: ignore[no-untyped-def]
     lb, ports, *_ = observed
     log = ports["dir"] / "logs" / "access.log"
-    with socket.create_connection(("127.0.0.1", ports["http"])) as s:
-        s.sendall(b"NOT A REQUEST\x00\r\n\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    answered_400(ports["http"], b"NOT A REQUEST\x00\r\n\r\n")
     entry = parse(read_lines(log, 1)[-1])
     assert (entry["request_verb"], entry["request_url"], entry["request_proto"]) == ("-", "-", "-")
     assert (entry["elb_status_code"], entry["target_status_code"], entry["matched_rule_priority"]) == ("400", "-", "-")
@@ -360,9 +364,7 @@ def test_a_request_rejected_before_routing_is_logged_like_alb(observed) -> None:
 def test_a_request_whose_body_is_malformed_is_logged_once(observed) -> None:  # type: ignore[no-untyped-def]
     lb, ports, *_ = observed
     log = ports["dir"] / "logs" / "access.log"
-    with socket.create_connection(("127.0.0.1", ports["http"])) as s:
-        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nnot a chunk\r\n")
-        assert s.recv(100).startswith(b"HTTP/1.1 400 ")
+    answered_400(ports["http"], b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nnot a chunk\r\n")
     # A request after it: its line follows the 400's directly (no second line for the bad one).
     httpx.get(f"http://127.0.0.1:{ports['http']}/echo?after")
     lines = [parse(line) for line in read_lines(log, 2)]

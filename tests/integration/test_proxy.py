@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.helpers import Albatross, connect, run
+from tests.helpers import Albatross, connect, read_until_closed, run
 
 
 class TargetProcess:
@@ -283,9 +283,7 @@ def test_request_smuggling_attempts_are_refused(lb: Albatross, targets, raw: byt
     with connect(http_port) as sock:
         sock.sendall(raw + b"GET /echo HTTP/1.1\r\nHost: smuggled\r\n\r\n")
         sock.settimeout(10)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 400 ") or data.startswith(b"HTTP/1.1 501 "), data[:200]
     assert b"smuggled" not in data
     assert data.count(b"HTTP/1.1 ") == 1
@@ -361,9 +359,7 @@ def test_client_stalling_mid_request_gets_408(broken_lb: Albatross) -> None:
     with connect(http_port) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
         sock.settimeout(15)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
 
 
@@ -427,8 +423,6 @@ def test_response_trailers_reach_http2_and_http11_clients(lb: Albatross) -> None
     http_port = [p for s, p in lb.listening if s == "http"][0]
     with connect(http_port) as sock:
         sock.sendall(b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = read_until_closed(sock)
     assert b"Transfer-Encoding: chunked" in data
     assert data.endswith(b"0\r\nX-Digest: sha256-of-nothing\r\n\r\n")

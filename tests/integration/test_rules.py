@@ -14,7 +14,7 @@ import yaml
 
 from albatross.proxy.app import ForwardAction
 from albatross.proxy.forward import TargetGroupRuntime
-from tests.helpers import Albatross, connect
+from tests.helpers import Albatross, connect, read_until_closed
 from tests.integration.test_proxy import TargetProcess, free_port
 
 
@@ -116,9 +116,7 @@ def test_http_listener_redirects_to_https_with_albs_placeholders(lb: Albatross) 
     http_port = [p for s, p in lb.listening if s == "http"][0]
     with connect(http_port) as sock:
         sock.sendall(b"GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n")
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
+        data = read_until_closed(sock)
     assert data.startswith(b"HTTP/1.1 301 Moved Permanently\r\n")
     assert f"Location: https://shop.example.com:{lb.port}/a/b?x=1&y=2\r\n".encode() in data
 
