@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from procstat import children, cpu_busy, cpu_ticks, free_port, nginx_conf, rss_kib  # bench/ is on sys.path when a script runs
+from procstat import children, cpu_busy, cpu_ticks, free_port, nginx_conf, rss_kib, terminate  # bench/ is on sys.path when a script runs
 
 HOST = "127.0.0.1"
 SERVER_CPU = "0"
@@ -173,19 +173,7 @@ class Server:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        # nginx: SIGTERM is a fast shutdown (QUIT would wait for connections); albatross: graceful stop.
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        if self.kind == "nginx" and self.worker:
-            try:
-                os.kill(self.worker, 0)
-                os.kill(self.worker, signal.SIGKILL)
-            except OSError:
-                pass
+        terminate(self.proc, self.worker if self.kind == "nginx" else 0)
 
     def pretty_command(self) -> str:
         cmd = [os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in self.command]

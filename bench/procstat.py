@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 
 
 def cpu_ticks(pids: list[int]) -> int:
@@ -57,3 +59,20 @@ def nginx_conf(http: str, prefix: str) -> str:
     return (f"{user}worker_processes 1;\ndaemon off;\nmaster_process on;\npid {prefix}/nginx.pid;\n"
             f"error_log {prefix}/error.log warn;\nworker_rlimit_nofile 20000;\n"
             "events { worker_connections 10000; }\nhttp {\n    access_log off;\n" + temp + http + "}\n")
+
+
+def terminate(proc: subprocess.Popen | None, worker: int = 0) -> None:  # type: ignore[type-arg]
+    """SIGTERM (nginx: fast shutdown; albatross: graceful stop), SIGKILL after 5 s; then make sure
+    an nginx ``worker`` is gone too."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    if worker:
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except OSError:
+            pass

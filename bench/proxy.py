@@ -55,7 +55,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from procstat import children, cpu_busy, cpu_ticks, free_port, nginx_conf  # bench/ is on sys.path when a script runs
+from procstat import children, cpu_busy, cpu_ticks, free_port, nginx_conf, terminate  # bench/ is on sys.path when a script runs
 
 HOST = "127.0.0.1"
 LB_CPU = "0"
@@ -224,20 +224,8 @@ class Nginxish:
         return [self.proc.pid, self.worker]
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.worker:
-            try:
-                os.kill(self.worker, signal.SIGKILL)
-            except OSError:
-                pass
+        if self.proc is not None:
+            terminate(self.proc, self.worker)
 
 
 def start_target(workdir: str) -> Nginxish:
@@ -404,14 +392,7 @@ class Balancer:
         if self.ngx is not None:
             self.ngx.stop()
             return
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        terminate(self.proc)
 
     def pretty_command(self) -> str:
         cmd = [os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in self.command]
