@@ -33,7 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from procstat import children, cpu_busy, cpu_ticks, free_port, nginx_conf, rss_kib, terminate  # bench/ is on sys.path when a script runs
+from procstat import cpu_busy, cpu_ticks, free_port, nginx_conf, only_worker, rss_kib, terminate  # bench/ is on sys.path when a script runs
 
 HOST = "127.0.0.1"
 SERVER_CPU = "0"
@@ -135,13 +135,7 @@ class Server:
             self.command = ["taskset", "-c", SERVER_CPU, NGINX, "-p", prefix, "-c", conf]
             self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             wait_port(self.port, self.proc)
-            deadline = time.monotonic() + 5
-            while not children(self.proc.pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            kids = children(self.proc.pid)
-            if len(kids) != 1:
-                raise RuntimeError(f"nginx: expected one worker, found {kids}")
-            self.worker = kids[0]
+            self.worker = only_worker(self.proc.pid, "nginx")
         else:
             self.command = ["taskset", "-c", SERVER_CPU, ALBATROSS, "demo", "--https-port", "0",
                             "--certificate", crt, key, "--idle-timeout", "900", "--client-keep-alive", "900",

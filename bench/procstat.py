@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 
 def cpu_ticks(pids: list[int]) -> int:
@@ -76,3 +77,14 @@ def terminate(proc: subprocess.Popen | None, worker: int = 0) -> None:  # type: 
             os.kill(worker, signal.SIGKILL)
         except OSError:
             pass
+
+
+def only_worker(master: int, label: str) -> int:
+    """The pid of an nginx master's single worker (waits up to 5 s for it to start)."""
+    deadline = time.monotonic() + 5
+    while not children(master) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kids = children(master)
+    if len(kids) != 1:
+        raise RuntimeError(f"{label}: expected one worker, found {kids}")
+    return kids[0]

@@ -55,7 +55,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from procstat import children, cpu_busy, cpu_ticks, free_port, nginx_conf, terminate  # bench/ is on sys.path when a script runs
+from procstat import cpu_busy, cpu_ticks, free_port, nginx_conf, only_worker, terminate  # bench/ is on sys.path when a script runs
 
 HOST = "127.0.0.1"
 LB_CPU = "0"
@@ -210,13 +210,7 @@ class Nginxish:
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=open(log, "wb"),
                                      stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc, log)
-        deadline = time.monotonic() + 5
-        while not children(self.proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        kids = children(self.proc.pid)
-        if len(kids) != 1:
-            raise RuntimeError(f"{self.label}: expected one worker, found {kids}")
-        self.worker = kids[0]
+        self.worker = only_worker(self.proc.pid, self.label)
 
     @property
     def pids(self) -> list[int]:
