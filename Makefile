@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/handshake.py
 	$(BIN)/python bench/proxy.py
 
-$(STAMP): pyproject.toml setup.py $(wildcard src/_albatross_cffi/*.py)
+$(STAMP): pyproject.toml setup.py $(wildcard src/_albatross_cffi/*.py src/_albatross_cffi/*.c src/_albatross_cffi/*.h)
 	$(MAKE) system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

@@ -22,8 +22,8 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Raised whenever the declarations change in a way the Python layer depends on; the Python
 # layer checks it at import so that a stale compiled module gives a clear error.
-BINDING_VERSION = 3
-MODULES = ["openssl", "nghttp2", "nghttp2_session"]
+BINDING_VERSION = 4
+MODULES = ["openssl", "nghttp2", "nghttp2_session", "http1"]
 
 
 def _load(name: str):
@@ -49,6 +49,7 @@ def build_ffi() -> FFI:
         source,
         # libssl before libcrypto: the linker resolves left to right.
         libraries=["ssl", "crypto", "nghttp2"],
+        include_dirs=[HERE],  # the C files beside this script (alb_http1.c)
         extra_compile_args=["-O2", "-Wall", "-Wno-unused-function"],
     )
     return ffi

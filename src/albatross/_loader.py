@@ -1,7 +1,7 @@
 """Load ``albatross._native`` once, with a clear error when it is missing or stale.
 
-``albatross.tls`` and ``albatross.http2`` are the only packages that use the compiled
-module; both get ``ffi`` and ``lib`` from here.
+``albatross.tls``, ``albatross.http2`` and ``albatross.http1`` (its field-block scanner) are
+the only packages that use the compiled module; they get ``ffi`` and ``lib`` from here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 
 # The build script's BINDING_VERSION: raised whenever the declarations change in a way the
 # Python layer depends on, so a stale compiled module fails here rather than mysteriously.
-EXPECTED_BINDING_VERSION = 3
+EXPECTED_BINDING_VERSION = 4
 if lib.ALBATROSS_BINDING_VERSION != EXPECTED_BINDING_VERSION:  # pragma: no cover
     raise ImportError(
         f"albatross._native is stale (binding version {lib.ALBATROSS_BINDING_VERSION}, "

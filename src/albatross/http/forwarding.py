@@ -93,6 +93,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from albatross.http.messages import F_CONTENT_LENGTH, F_HOST, F_TRACE, F_XFF
+
 if TYPE_CHECKING:
     from albatross.http.messages import Request
 
@@ -103,6 +105,7 @@ __all__ = [
     "RequestRejected",
     "TraceIds",
     "build_target_request",
+    "build_target_request_fast",
     "build_target_request_for",
     "check_request_framing",
     "trace_header_value",
@@ -621,6 +624,64 @@ def build_target_request_for(request: Request, framing: BodyFraming, client: Cli
     return build_target_request(request.method, request.target, version, request.headers, framing, client, policy,
                                 authority=request.authority if version == "2" else None,
                                 target_authority=target_authority, trace_id=trace_id, now=now)
+
+
+def build_target_request_fast(request: Request, client: ClientSide, policy: ForwardingPolicy, *,
+                              trace_id: bytes | None = None, now: float) -> tuple[BodyFraming, bytes] | None:
+    """The fast path's :func:`check_request_framing` + :func:`build_target_request`, or ``None``.
+
+    For an HTTP/1.1 request read by the fast path (``request.raw``: a canonical field block
+    without Transfer-Encoding, Upgrade, Expect or repeated special fields), the head is the
+    request line, Host, the block's kept lines spliced as received, then the same
+    X-Forwarded-*, framing and trace lines the general path writes, in the same order. Every
+    case this does not reproduce exactly (absolute-form target, TRACE/CONNECT, no Host, an
+    invalid or GET/HEAD Content-Length, X-Forwarded-For over the limit) returns ``None`` and the
+    caller takes the general path, which answers it as before. The block's bytes were checked
+    for CR, LF and NUL by the scan and the request line by llhttp, so no final check is needed.
+    """
+    raw = request.raw
+    target = request.target
+    method = request.method
+    if raw is None or target[:1] != b"/" or method in _REFUSED_METHODS:
+        return None
+    host = raw.get(F_HOST)
+    if host is None:
+        return None
+    cl = raw.get(F_CONTENT_LENGTH)
+    if cl is None:
+        framing = NO_BODY
+    else:
+        if not cl.isdigit() or len(cl) > 18:
+            return None
+        length = int(cl)
+        if length == 0:
+            framing = _ZERO
+        elif method in _NO_BODY_METHODS:
+            return None
+        else:
+            framing = BodyFraming("length", length)
+    xff = raw.get(F_XFF)
+    if xff is not None and xff.count(b",") >= MAX_XFF_ENTRIES:
+        return None
+    out = [method + b" " + target + b" HTTP/1.1\r\n",
+           b"Host: " + (host if policy.preserve_host else _default_host(host, client.listener_port)) + b"\r\n",
+           raw.kept]
+    mode = policy.xff_mode
+    if mode == "append":
+        entry = client.xff_entry_port if policy.xff_client_port else client.xff_entry
+        out.append(b"X-Forwarded-For: " + (xff + b", " + entry if xff else entry) + b"\r\n")
+    elif mode == "preserve" and xff is not None:
+        out.append(b"X-Forwarded-For: " + xff + b"\r\n")
+    out += client.forwarded_lines
+    if policy.tls_headers:
+        out += client.tls_lines
+    _add_framing(out, method, framing)
+    trace = raw.get(F_TRACE)
+    if trace is not None and sum(map(len, out)) > TRACE_REWRITE_THRESHOLD:
+        trace = None
+    fresh = trace_id if trace_id is not None else _TRACE_IDS(now)
+    out.append(b"X-Amzn-Trace-Id: " + (trace_header_value(trace, fresh) if trace else b"Root=" + fresh) + b"\r\n\r\n")
+    return framing, b"".join(out)
 
 
 def _add_framing(out: list[bytes], method: bytes, framing: BodyFraming) -> None:

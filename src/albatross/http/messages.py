@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from email.utils import formatdate
 from http import HTTPStatus
 
@@ -26,19 +26,64 @@ class ConnectionInfo:
     trace_id: str | None = None  # conn_trace_id of the access and connection logs, made on first use
 
 
-@dataclass(slots=True)
-class Request:
-    """A request head as the front end parsed it (HTTP/1.1 or HTTP/2)."""
+# Slots of a fast-path field scan (the order of alb_http1.c's out[] array). Requests: Host,
+# Content-Length, X-Forwarded-For, X-Amzn-Trace-Id, Cookie, User-Agent, Connection; responses:
+# Content-Length, Connection, Date and the first Set-Cookie (in the COOKIE slot).
+F_HOST, F_CONTENT_LENGTH, F_XFF, F_TRACE, F_COOKIE, F_USER_AGENT, F_CONNECTION, F_DATE = range(8)
 
-    method: bytes
-    target: bytes  # origin-form path and query
-    headers: Headers  # lower-case names, as received (HTTP/2 pseudo-headers removed)
-    http_version: str  # "1.0", "1.1" or "2"
-    authority: bytes | None = None  # Host or :authority
-    scheme: bytes = b"https"
-    connection: ConnectionInfo | None = None
-    end_stream: bool = False  # HTTP/2: END_STREAM came with the headers (no body follows)
-    record: Any = None  # albatross.observe.RequestRecord: what the request did, for metrics and logs
+
+class RawFields(Protocol):
+    """A field block read by the HTTP/1.1 fast path (``albatross.http1.scan.FieldScan``)."""
+
+    block: bytes  # the raw lines, "Name: value\r\n" each
+    kept: bytes  # the lines the fast path forwards as they are
+    fields: int  # number of lines
+
+    def get(self, slot: int) -> bytes | None: ...
+    def split(self) -> Headers: ...
+
+
+class Request:
+    """A request head as the front end parsed it (HTTP/1.1 or HTTP/2).
+
+    ``headers`` are the fields as received (HTTP/2: lower-case names, pseudo-headers removed).
+    A request that came through the HTTP/1.1 fast path carries its raw field block in ``raw``
+    instead, and ``headers`` is built from it only if something asks (a rule on a header,
+    stickiness cookies): the common request never becomes a list of tuples.
+    """
+
+    __slots__ = ("method", "target", "_headers", "http_version", "authority", "scheme", "connection",
+                 "end_stream", "record", "raw")
+
+    def __init__(self, method: bytes, target: bytes, headers: Headers | None, http_version: str,
+                 authority: bytes | None = None, scheme: bytes = b"https", connection: ConnectionInfo | None = None,
+                 end_stream: bool = False, record: Any = None, raw: RawFields | None = None) -> None:
+        self.method = method
+        self.target = target  # origin-form path and query (or the target as received)
+        self._headers = headers
+        self.http_version = http_version  # "1.0", "1.1" or "2"
+        self.authority = authority  # Host or :authority
+        self.scheme = scheme
+        self.connection = connection
+        self.end_stream = end_stream  # HTTP/2: END_STREAM came with the headers (no body follows)
+        self.record = record  # albatross.observe.RequestRecord: what the request did, for metrics and logs
+        self.raw = raw
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            assert self.raw is not None
+            headers = self._headers = self.raw.split()
+        return headers
+
+    @headers.setter
+    def headers(self, value: Headers) -> None:
+        self._headers = value
+
+    def __repr__(self) -> str:
+        return (f"Request({self.method!r}, {self.target!r}, http_version={self.http_version!r}, "
+                f"authority={self.authority!r})")
 
 
 @dataclass(slots=True)

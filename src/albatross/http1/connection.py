@@ -31,7 +31,8 @@ from typing import Protocol
 import httptools
 
 from albatross.http.exchange import App, Handler, static
-from albatross.http.messages import DATE, SERVER, Headers, Request, Response, has_date, reason
+from albatross.http.messages import DATE, F_CONTENT_LENGTH, F_HOST, SERVER, Headers, Request, Response, has_date, reason
+from albatross.http1.scan import FieldScan, scan_request
 
 log = logging.getLogger("albatross.http")
 
@@ -40,6 +41,7 @@ MAX_HEADER = 16 * 1024
 MAX_HEADER_BLOCK = 64 * 1024
 MAX_QUEUED = 8  # pipelined requests waiting behind the active one before reading pauses
 MAX_QUEUED_BODY = 256 * 1024
+MAX_FAST_HEAD = 16 * 1024  # larger heads (complete or not) are read by the general parser
 
 _STATUS_LINES = {code: b"HTTP/1.1 %d %s\r\n" % (code, reason(code)) for code in range(100, 600)}
 
@@ -231,15 +233,47 @@ class _Exchange1:
         self.conn.set_body_paused(False)
 
 
+class _FastSide:
+    """The fast parser's callbacks: no per-field call; what the head needs is read once."""
+
+    __slots__ = ("method", "url", "version", "keep_alive", "head_done", "message_done", "_parser")
+
+    def __init__(self) -> None:
+        self._parser: httptools.HttpRequestParser | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.url = b""
+        self.method = b""
+        self.version = "1.1"
+        self.keep_alive = True
+        self.head_done = self.message_done = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        self.method = parser.get_method()
+        self.version = parser.get_http_version()
+        self.keep_alive = parser.should_keep_alive()
+        self.head_done = True
+
+    def on_message_complete(self) -> None:
+        self.message_done = True
+
+
 class H1ServerConnection:
     """Parses requests from one client connection and answers them in order."""
 
     __slots__ = ("app", "owner", "scheme", "connection", "recorder", "closing", "_parser", "_url", "_headers",
                  "_header_bytes", "_current", "_active", "_queue", "_in_message", "_body_paused",
-                 "_queue_paused", "requests_served", "tunnel", "_completed")
+                 "_queue_paused", "requests_served", "tunnel", "_completed", "fast", "_general", "_buf",
+                 "_searched", "_fast_parser", "_fast_side", "_body_left")
 
     def __init__(self, app: App, owner: Owner, *, scheme: bytes = b"https", connection: object = None,
-                 recorder: Callable[[Request], None] | None = None) -> None:
+                 recorder: Callable[[Request], None] | None = None, fast: bool = True) -> None:
         self.app = app
         self.owner = owner
         self.recorder = recorder  # gives a request its record (metrics, access log); rejections too
@@ -259,6 +293,15 @@ class H1ServerConnection:
         self.requests_served = 0
         self.tunnel: _Exchange1 | None = None  # after 101 Switching Protocols: raw bytes both ways
         self._completed: _Exchange1 | None = None  # the last request parsed whole
+        # The fast path (module docstring): heads gathered here, validated by a parser without
+        # per-field callbacks; the general parser above takes over where it does not apply.
+        self.fast = fast
+        self._general = not fast  # the general parser owns the stream until a message boundary
+        self._buf = b""  # a request head not yet complete
+        self._searched = 0  # how far _buf has been searched for the end of the head
+        self._fast_side = _FastSide()
+        self._fast_parser = self._fast_side._parser = httptools.HttpRequestParser(self._fast_side)
+        self._body_left = 0  # Content-Length body bytes of the current fast request still to come
 
     # -- owner side -----------------------------------------------------------------------------
 
@@ -270,6 +313,13 @@ class H1ServerConnection:
             return
         if self.closing:
             return
+        if self._general:
+            self._feed_general(data)
+        else:
+            self._receive_fast(data)
+
+    def _feed_general(self, data: bytes) -> None:
+        """The general path: llhttp with a callback per field, then the same dispatch."""
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -286,6 +336,116 @@ class H1ServerConnection:
                 self._reject(505, "HTTP/2 connection preface on an HTTP/1.1 connection")
             else:
                 self._reject(400, f"malformed request: {exc}")
+        if self.fast and not self._in_message and self.tunnel is None:
+            self._general = False  # at a message boundary: the next request may take the fast path
+
+    # -- the fast path ------------------------------------------------------------------------
+
+    def _receive_fast(self, data: bytes) -> None:
+        """Gather heads, scan each in C, validate it with the callback-less parser, dispatch.
+
+        Requests the fast path does not reproduce exactly (see :mod:`albatross.http1.scan`), a
+        head llhttp refuses, or a head that grows past :data:`MAX_FAST_HEAD` go to the general
+        parser from their first byte on, so whatever it answers is what it always answered.
+        """
+        if self._body_left:
+            data = self._fast_body(data)
+            if not data or self.closing:
+                return
+        buf = self._buf + data if self._buf else data
+        pos, n = 0, len(buf)
+        while pos < n:
+            end = buf.find(b"\r\n\r\n", max(pos, self._searched - 3) if pos == 0 else pos)
+            if end < 0:
+                if n - pos > MAX_FAST_HEAD:
+                    self._to_general(buf[pos:])
+                    return
+                self._buf = buf[pos:] if pos else buf
+                self._searched = len(self._buf)
+                self._in_message = True
+                return
+            self._searched = 0
+            head_end = end + 4
+            line_end = buf.find(b"\r\n", pos)
+            scan = scan_request(buf[line_end + 2:end + 2]) if head_end - pos <= MAX_FAST_HEAD else None
+            side = self._fast_side
+            if scan is not None:
+                side.reset()
+                try:
+                    self._fast_parser.feed_data(buf[pos:head_end])
+                except httptools.HttpParserError:  # includes upgrades (CONNECT): the general path's call
+                    self._fast_parser = side._parser = httptools.HttpRequestParser(side)
+                    scan = None
+            if scan is None or not side.head_done:
+                self._to_general(buf[pos:])
+                return
+            self._buf = b""
+            self._dispatch_fast(scan)
+            pos = head_end
+            if self.closing:
+                return
+            if not side.message_done:
+                cl = scan.get(F_CONTENT_LENGTH)
+                self._body_left = int(cl) if cl is not None else 0
+                if not self._body_left:  # llhttp waits for a body no field announced: not ours
+                    self._reject(400, "request body without Content-Length")
+                    return
+                if pos < n:
+                    rest = self._fast_body(buf[pos:] if pos else buf)
+                    if self.closing or not rest:
+                        return
+                    buf, pos, n = rest, 0, len(rest)
+                else:
+                    return
+        self._buf = b""
+        self._in_message = False
+
+    def _to_general(self, data: bytes) -> None:
+        self._buf = b""
+        self._searched = 0
+        self._general = True
+        self._in_message = False
+        self._feed_general(data)
+
+    def _fast_body(self, data: bytes) -> bytes:
+        """Feed the current request's Content-Length body; return what follows it."""
+        take = self._body_left
+        chunk, rest = (data, b"") if len(data) <= take else (data[:take], data[take:])
+        self._body_left = take - len(chunk)
+        side = self._fast_side
+        try:
+            self._fast_parser.feed_data(chunk)
+        except httptools.HttpParserError as exc:  # pragma: no cover - llhttp counts as we do
+            self._reject(400, f"malformed request: {exc}")
+            return b""
+        current = self._current
+        if current is not None:
+            current.body(chunk)
+        if not self._body_left:
+            if not side.message_done:  # pragma: no cover - llhttp counts as we do
+                self._reject(400, "request body framing")
+                return b""
+            self._in_message = False
+            self._current = None
+            self._completed = current
+            if current is not None:
+                current.request_complete()
+        return rest
+
+    def _dispatch_fast(self, scan: FieldScan) -> None:
+        side = self._fast_side
+        request = Request(side.method, side.url, None, side.version, scan.get(F_HOST), self.scheme,
+                          self.connection, raw=scan)  # type: ignore[arg-type]  # ConnectionInfo, typed object here
+        exchange = _Exchange1(self, request, side.keep_alive, self.app)
+        if side.message_done:
+            exchange.request_done = True
+            self._completed = exchange
+            self._current = None
+            self._in_message = False
+        else:
+            self._current = exchange
+            self._in_message = True
+        self._enqueue(exchange)
 
     def _upgrade(self, rest: bytes) -> None:
         """llhttp stopped after a request asking for an upgrade. A WebSocket handshake that the
@@ -316,6 +476,8 @@ class H1ServerConnection:
             return
         current, self._current = self._current, None
         self._in_message = False
+        self._buf = b""
+        self._body_left = 0
         record = None
         if current is not None and current is self._active:
             self._active = None

@@ -31,6 +31,7 @@ from albatross.http.forwarding import (
     ClientSide,
     ForwardingPolicy,
     RequestRejected,
+    build_target_request_fast,
     build_target_request_for,
     check_request_framing,
 )
@@ -223,9 +224,14 @@ class Forward(Handler):
         self.rebind = False
         self.started = time.monotonic()
         try:
-            self.framing = check_request_framing(request.method, request.headers, request.http_version,
-                                                 end_stream=request.end_stream)
-            self.head = build_target_request_for(request, self.framing, client, policy, now=time.time())
+            fast = build_target_request_fast(request, client, policy, now=time.time()) \
+                if request.raw is not None else None
+            if fast is not None:
+                self.framing, self.head = fast
+            else:
+                self.framing = check_request_framing(request.method, request.headers, request.http_version,
+                                                     end_stream=request.end_stream)
+                self.head = build_target_request_for(request, self.framing, client, policy, now=time.time())
         except RequestRejected as exc:
             self.fail(exc.status, exc.reason)
             return
