@@ -108,6 +108,7 @@ __all__ = [
     "build_target_request_fast",
     "build_target_request_for",
     "check_request_framing",
+    "target_request",
     "trace_header_value",
 ]
 
@@ -682,6 +683,19 @@ def build_target_request_fast(request: Request, client: ClientSide, policy: Forw
     fresh = trace_id if trace_id is not None else _TRACE_IDS(now)
     out.append(b"X-Amzn-Trace-Id: " + (trace_header_value(trace, fresh) if trace else b"Root=" + fresh) + b"\r\n\r\n")
     return framing, b"".join(out)
+
+
+def target_request(request: Request, client: ClientSide, policy: ForwardingPolicy, *,
+                   trace_id: bytes | None = None, now: float) -> tuple[BodyFraming, bytes]:
+    """How the request's body is framed and the head the target gets: the fast path's splice
+    when it applies, else :func:`check_request_framing` + :func:`build_target_request`."""
+    if request.raw is not None:
+        fast = build_target_request_fast(request, client, policy, trace_id=trace_id, now=now)
+        if fast is not None:
+            return fast
+    framing = check_request_framing(request.method, request.headers, request.http_version,
+                                    end_stream=request.end_stream)
+    return framing, build_target_request_for(request, framing, client, policy, trace_id=trace_id, now=now)
 
 
 def _add_framing(out: list[bytes], method: bytes, framing: BodyFraming) -> None:

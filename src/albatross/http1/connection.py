@@ -270,7 +270,7 @@ class H1ServerConnection:
     __slots__ = ("app", "owner", "scheme", "connection", "recorder", "closing", "_parser", "_url", "_headers",
                  "_header_bytes", "_current", "_active", "_queue", "_in_message", "_body_paused",
                  "_queue_paused", "requests_served", "tunnel", "_completed", "fast", "_general", "_buf",
-                 "_searched", "_fast_parser", "_fast_side", "_body_left")
+                 "_fed", "_fast_parser", "_fast_side", "_body_left")
 
     def __init__(self, app: App, owner: Owner, *, scheme: bytes = b"https", connection: object = None,
                  recorder: Callable[[Request], None] | None = None, fast: bool = True) -> None:
@@ -298,7 +298,7 @@ class H1ServerConnection:
         self.fast = fast
         self._general = not fast  # the general parser owns the stream until a message boundary
         self._buf = b""  # a request head not yet complete
-        self._searched = 0  # how far _buf has been searched for the end of the head
+        self._fed = 0  # how much of _buf the fast parser has validated (and searched for the end)
         self._fast_side = _FastSide()
         self._fast_parser = self._fast_side._parser = httptools.HttpRequestParser(self._fast_side)
         self._body_left = 0  # Content-Length body bytes of the current fast request still to come
@@ -354,28 +354,36 @@ class H1ServerConnection:
                 return
         buf = self._buf + data if self._buf else data
         pos, n = 0, len(buf)
+        side = self._fast_side
         while pos < n:
-            end = buf.find(b"\r\n\r\n", max(pos, self._searched - 3) if pos == 0 else pos)
+            fed = self._fed  # bytes of this head the fast parser has already validated
+            end = buf.find(b"\r\n\r\n", max(pos, pos + fed - 3))
             if end < 0:
                 if n - pos > MAX_FAST_HEAD:
                     self._to_general(buf[pos:])
                     return
+                # Validate what arrived now, so that garbage is refused as early as the general
+                # parser would refuse it; the head is scanned once it is complete.
+                if not fed:
+                    side.reset()
+                if not self._feed_fast(buf[pos + fed:]):
+                    self._to_general(buf[pos:])
+                    return
+                self._fed = n - pos
                 self._buf = buf[pos:] if pos else buf
-                self._searched = len(self._buf)
                 self._in_message = True
                 return
-            self._searched = 0
+            self._fed = 0
             head_end = end + 4
             line_end = buf.find(b"\r\n", pos)
             scan = scan_request(buf[line_end + 2:end + 2]) if head_end - pos <= MAX_FAST_HEAD else None
-            side = self._fast_side
             if scan is not None:
-                side.reset()
-                try:
-                    self._fast_parser.feed_data(buf[pos:head_end])
-                except httptools.HttpParserError:  # includes upgrades (CONNECT): the general path's call
-                    self._fast_parser = side._parser = httptools.HttpRequestParser(side)
+                if not fed:
+                    side.reset()
+                if not self._feed_fast(buf[pos + fed:head_end]):
                     scan = None
+            elif fed:  # the parser is inside this head: start the next one on a fresh parser
+                self._fast_parser = side._parser = httptools.HttpRequestParser(side)
             if scan is None or not side.head_done:
                 self._to_general(buf[pos:])
                 return
@@ -400,9 +408,20 @@ class H1ServerConnection:
         self._buf = b""
         self._in_message = False
 
+    def _feed_fast(self, data: bytes) -> bool:
+        """Give the callback-less parser part of a head; False if llhttp refuses it (or it asks
+        for an upgrade, e.g. CONNECT): the general path then reads the head from its start."""
+        try:
+            self._fast_parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            side = self._fast_side
+            self._fast_parser = side._parser = httptools.HttpRequestParser(side)
+            return False
+        return True
+
     def _to_general(self, data: bytes) -> None:
         self._buf = b""
-        self._searched = 0
+        self._fed = 0
         self._general = True
         self._in_message = False
         self._feed_general(data)
@@ -477,6 +496,7 @@ class H1ServerConnection:
         current, self._current = self._current, None
         self._in_message = False
         self._buf = b""
+        self._fed = 0
         self._body_left = 0
         record = None
         if current is not None and current is self._active:

@@ -35,7 +35,7 @@ import time
 from datetime import datetime, timezone
 
 from albatross.http.forwarding import TraceIds
-from albatross.http.messages import Request
+from albatross.http.messages import F_USER_AGENT, Request
 
 _TRACE_IDS = TraceIds()
 _QUOTED_SAFE = {c for c in range(0x20, 0x7F)} - {ord('"'), ord("\\")}
@@ -141,6 +141,9 @@ class RequestRecord:
 def request_head_size(request: Request) -> int:
     """The request head's size as HTTP/1.1 text."""
     size = len(request.method) + len(request.target) + 12  # "M T HTTP/1.1\r\n"
+    raw = request.raw
+    if raw is not None:  # a canonical block: each line is exactly name + ": " + value + CRLF
+        return size + len(raw.block) + 2
     for name, value in request.headers:
         size += len(name) + len(value) + 4
     return size + 2
@@ -169,7 +172,11 @@ def access_log_line(rec: RequestRecord, elb: str, conn_trace_id: str, now: float
         url = f"{request.method.decode('latin-1')} {scheme}://{host}:{listener.port}{request.target.decode('latin-1')} {version}"  # type: ignore[attr-defined]
     else:  # rejected before a request line could be read
         url = "- - -"
-    agent = next((v for n, v in request.headers if n.lower() == b"user-agent"), None)
+    raw = request.raw
+    if raw is not None:
+        agent = raw.get(F_USER_AGENT)
+    else:
+        agent = next((v for n, v in request.headers if n.lower() == b"user-agent"), None)
     dispatched = rec.target_status is not None
     group = rec.group
     trace = rec.trace_id or b"Root=" + _TRACE_IDS(now)

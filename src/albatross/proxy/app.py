@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from albatross.http.exchange import App, Handler, Responder, static
@@ -88,12 +89,25 @@ _REDIRECT_TOO_LONG = error_response(500, "The redirect URL is too long.")
 _NO_GROUP = error_response(503, "No target group has weight.")
 
 
+class _Fields:
+    """A request's fields for the rules, built only if a rule iterates them (an http-header
+    condition): a request from the HTTP/1.1 fast path carries a raw block, not a list."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        return iter(self.request.headers)
+
+
 def _view(request: Request, scheme: str, listener_port: int) -> RequestView:
     target = request.target
     path, sep, rest = target.partition(b"?")
     query = rest.partition(b"#")[0] if sep else b""
     conn = request.connection
-    return RequestView(request.method, path, query, request.authority, request.headers,
+    return RequestView(request.method, path, query, request.authority, _Fields(request),
                        conn.client_ip if conn is not None else "-", scheme, listener_port)
 
 

@@ -31,9 +31,7 @@ from albatross.http.forwarding import (
     ClientSide,
     ForwardingPolicy,
     RequestRejected,
-    build_target_request_fast,
-    build_target_request_for,
-    check_request_framing,
+    target_request,
 )
 from albatross.http.messages import Headers, Request
 from albatross.http1.connection import error_response
@@ -224,14 +222,7 @@ class Forward(Handler):
         self.rebind = False
         self.started = time.monotonic()
         try:
-            fast = build_target_request_fast(request, client, policy, now=time.time()) \
-                if request.raw is not None else None
-            if fast is not None:
-                self.framing, self.head = fast
-            else:
-                self.framing = check_request_framing(request.method, request.headers, request.http_version,
-                                                     end_stream=request.end_stream)
-                self.head = build_target_request_for(request, self.framing, client, policy, now=time.time())
+            self.framing, self.head = target_request(request, client, policy, now=time.time())
         except RequestRejected as exc:
             self.fail(exc.status, exc.reason)
             return

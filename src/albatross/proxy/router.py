@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -78,7 +79,7 @@ class RequestView:
     path: bytes  # path only (before '?'), as received
     query: bytes  # after the first '?' up to '#' (b"" when none)
     host: bytes | None  # first Host header or :authority, may carry ':port'
-    headers: list[tuple[bytes, bytes]]  # names in any case
+    headers: Iterable[tuple[bytes, bytes]]  # names in any case; iterated only by http-header conditions
     source_ip: str  # TCP peer address (not X-Forwarded-For)
     scheme: str  # "http" | "https" (listener protocol)
     port: int  # listener port
