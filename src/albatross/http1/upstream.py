@@ -83,24 +83,49 @@ class InformationalResponse:
     """Fields as received (names in their original case)."""
 
 
-@dataclass(frozen=True, slots=True)
 class ResponseStarted:
-    """The final response's head."""
+    """The final response's head.
 
-    status: int
-    """Status code, 200-599."""
-    reason: bytes
-    """Reason phrase as received (may be empty)."""
-    headers: Headers
-    """Fields as received, names in their original case, hop-by-hop fields included."""
-    http_version: str
-    """``"1.0"`` or ``"1.1"``."""
-    keep_alive: bool
-    """The target lets the connection carry another request after this response."""
-    framing: str
-    """``length`` | ``chunked`` | ``close`` (body until the target closes) | ``none`` (HEAD, 1xx, 204, 304)."""
-    content_length: int | None
-    """The Content-Length field's value when present (also for ``none``, e.g. a HEAD answer)."""
+    A head read by the fast path carries its raw field block in ``raw`` (a
+    :class:`~albatross.http1.scan.FieldScan`, whose ``kept`` lines are the end-to-end fields,
+    ready to pass through); ``headers`` is then built from it only when asked for.
+    """
+
+    __slots__ = ("status", "reason", "_headers", "http_version", "keep_alive", "framing", "content_length", "raw")
+
+    def __init__(self, status: int, reason: bytes, headers: Headers | None, http_version: str, keep_alive: bool,
+                 framing: str, content_length: int | None, raw: FieldScan | None = None) -> None:
+        self.status = status  # 200-599
+        self.reason = reason  # reason phrase as received (may be empty)
+        self._headers = headers  # names in their original case, hop-by-hop fields included
+        self.http_version = http_version  # "1.0" or "1.1"
+        self.keep_alive = keep_alive  # the target lets the connection carry another request
+        # length | chunked | close (body until the target closes) | none (HEAD, 1xx, 204, 304)
+        self.framing = framing
+        self.content_length = content_length  # also for ``none``, e.g. a HEAD answer
+        self.raw = raw
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if headers is None:
+            assert self.raw is not None
+            headers = self._headers = self.raw.split()
+        return headers
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.status, self.reason, self.headers, self.http_version, self.keep_alive, self.framing,
+                self.content_length)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResponseStarted):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable fields: not hashable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        return "ResponseStarted(%r, %r, %r, %r, %r, %r, %r)" % self._key()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,26 +167,10 @@ Event = InformationalResponse | ResponseStarted | BodyReceived | TrailersReceive
 
 _ENDED = ResponseEnded()
 _new = object.__new__
-# Hot-path constructors. A frozen dataclass's __init__ goes through object.__setattr__ once per
-# field (1.1 µs for ResponseStarted here); writing the slots through their member descriptors
-# builds an equal, still immutable object in half the time.
-_rs_set = tuple(getattr(ResponseStarted, f).__set__ for f in (
-    "status", "reason", "headers", "http_version", "keep_alive", "framing", "content_length"))
+# Hot-path constructor. A frozen dataclass's __init__ goes through object.__setattr__ once per
+# field; writing the slot through its member descriptor builds an equal, still immutable object
+# in half the time.
 _body_set = BodyReceived.data.__set__  # type: ignore[attr-defined]
-
-
-def _started(status: int, reason: bytes, headers: Headers, version: str, keep_alive: bool, framing: str,
-             content_length: int | None) -> ResponseStarted:
-    event = _new(ResponseStarted)
-    s0, s1, s2, s3, s4, s5, s6 = _rs_set
-    s0(event, status)
-    s1(event, reason)
-    s2(event, headers)
-    s3(event, version)
-    s4(event, keep_alive)
-    s5(event, framing)
-    s6(event, content_length)
-    return event
 
 
 def _body(data: bytes) -> BodyReceived:
@@ -375,8 +384,8 @@ class ResponseReader:
         keep_alive = self._keep_alive = parser.should_keep_alive() and framing != "close"
         self._framing = framing
         self._state = _BODY
-        self._events.append(_started(status, self._reason, self._headers, parser.get_http_version(),
-                                     keep_alive, framing, cl))
+        self._events.append(ResponseStarted(status, self._reason, self._headers, parser.get_http_version(),
+                                            keep_alive, framing, cl))
 
     def on_body(self, body: bytes) -> None:
         self._events.append(_body(body))
