@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from albatross.http.exchange import Handler, Responder
 from albatross.http.forwarding import ClientSide, ForwardingPolicy, RequestRejected, target_request
-from albatross.http.messages import ConnectionInfo, Request
+from albatross.http.messages import F_DATE, ConnectionInfo, Request
 from albatross.http1.connection import H1ServerConnection
 from albatross.http1.scan import scan_request, split_fields
 from albatross.observe.record import RequestRecord, access_log_line, request_head_size
@@ -210,3 +210,89 @@ def test_byte_at_a_time() -> None:
             b"POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
             b"GET /c HTTP/1.0\r\nHost: a\r\n\r\n")
     _assert_same(data, list(range(len(data))))
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+RESPONSE_NAMES = [b"Content-Length", b"content-length", b"Connection", b"Keep-Alive", b"Transfer-Encoding", b"Date",
+                  b"Set-Cookie", b"Server", b"Content-Type", b"ETag", b"Trailer", b"Upgrade", b"TE", b"X_Odd",
+                  b"Proxy-Connection", b"Cache-Control"]
+RESPONSE_VALUES = [b"0", b"5", b"keep-alive", b"close", b"x-secret", b"chunked", b"gzip", b"a=1; Path=/",
+                   b"nginx", b"text/plain", b'"abc"', b"", b"  padded", b"Tue, 14 Nov 2023 22:13:20 GMT", b"\x01"]
+STATUSES = [b"200 OK", b"200 OK", b"404 Not Found", b"204 No Content", b"304 Not Modified", b"100 Continue",
+            b"101 Switching Protocols", b"500 ", b"200", b"999 Odd"]
+
+
+@st.composite
+def responses(draw: st.DrawFn) -> bytes:
+    status = draw(st.sampled_from(STATUSES))
+    line = draw(st.sampled_from([b"HTTP/1.1 ", b"HTTP/1.1 ", b"HTTP/1.0 "])) + status + b"\r\n"
+    clean = st.sampled_from([b"Server: nginx\r\n", b"Content-Type: text/plain\r\n", b"Set-Cookie: s=1\r\n",
+                             b"Date: Tue, 14 Nov 2023 22:13:20 GMT\r\n", b"Connection: keep-alive\r\n",
+                             b"ETag: \"x\"\r\n"])
+    odd = st.tuples(st.sampled_from(RESPONSE_NAMES), st.sampled_from(SEPARATORS),
+                    st.sampled_from(RESPONSE_VALUES)).map(lambda t: t[0] + t[1] + t[2] + b"\r\n")
+    fields = draw(st.lists(st.one_of(clean, clean, odd), max_size=7))
+    body = draw(st.sampled_from([b"", b"hello", b"5\r\nhello\r\n0\r\n\r\n"]))
+    if draw(st.integers(0, 2)):
+        fields.append(b"Content-Length: %d\r\n" % len(body))
+    return line + b"".join(fields) + b"\r\n" + body
+
+
+def _read(method: bytes, data: bytes, cuts: list[int], fast: bool) -> list[object]:
+    from albatross.http1.connection import _Exchange1
+    from albatross.http1.upstream import ResponseReader, ResponseStarted, UpstreamProtocolError
+    from albatross.proxy.forward import _end_to_end
+
+    reader = ResponseReader(fast=fast)
+    reader.expect(method)
+    events: list[object] = []
+    at = 0
+    try:
+        for cut in sorted(set(cuts)) + [len(data)]:
+            if cut > at:
+                events += reader.receive_data(data[at:cut])
+                at = cut
+        events += reader.end_of_input()
+    except UpstreamProtocolError as exc:
+        events.append(("error", str(exc)))
+    # The head each event gives an HTTP/1.1 client, as the forward handler writes it.
+    for event in list(events):
+        if isinstance(event, ResponseStarted):
+            owner = _Owner()
+            conn = H1ServerConnection(lambda r, s: Handler(), owner)
+            ex = _Exchange1(conn, Request(method, b"/", [], "1.1"), True, lambda r, s: Handler())
+            ex.request_done = True
+            length = event.content_length if event.framing != "chunked" and event.status != 204 else None
+            extra = [(b"Set-Cookie", b"AWSALB=sticky")]
+            if event.raw is not None:
+                ex.send_head_raw(event.status, event.raw.kept, has_date=event.raw.get(F_DATE) is not None,
+                                 extra=extra, content_length=length, head_only=event.framing == "none")
+            else:
+                ex.send_head(event.status, _end_to_end(event.headers) + extra, content_length=length,
+                             head_only=event.framing == "none")
+            events.append(re.sub(rb"Date: [^\r]*\r\n", b"Date: -\r\n", b"".join(ex.out)))
+    return events
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([b"GET", b"GET", b"HEAD"]), responses(), st.lists(st.integers(0, 200), max_size=3))
+@example(b"GET", b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\n\r\nhello", [])
+@example(b"GET", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nextra", [])
+def test_fast_response_path_matches_general_path(method: bytes, data: bytes, cuts: list[int]) -> None:
+    assert _read(method, data, cuts, True) == _read(method, data, cuts, False)
+
+
+def test_fast_response_path_is_taken_and_passes_lines_through() -> None:
+    from albatross.http1.upstream import ResponseReader
+
+    reader = ResponseReader()
+    reader.expect(b"GET")
+    events = reader.receive_data(b"HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: keep-alive\r\n"
+                                 b"Content-Length: 5\r\nETag: \"x\"\r\n\r\nhello")
+    started = events[0]
+    assert started.raw is not None  # type: ignore[attr-defined]
+    assert started.raw.kept == b'Server: nginx\r\nETag: "x"\r\n'  # type: ignore[attr-defined]
+    assert started.content_length == 5 and started.keep_alive
+    assert [type(e).__name__ for e in events] == ["ResponseStarted", "BodyReceived", "ResponseEnded"]
+    assert reader.reusable

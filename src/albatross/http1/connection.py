@@ -145,13 +145,29 @@ class _Exchange1:
 
     def send_head(self, status: int, headers: Headers, *, content_length: int | None = None,
                   head_only: bool = False) -> None:
-        self.head_sent = True
-        if not self.request_done:
-            self.keep_alive = False  # the rest of the request body cannot be skipped safely
         out = [status_line(status)]
         if not has_date(headers):
             out.append(b"Date: " + DATE.value() + b"\r\n")
         out += [n + b": " + v + b"\r\n" for n, v in headers]
+        self._finish_head(status, out, content_length, head_only)
+
+    def send_head_raw(self, status: int, fields: bytes, *, has_date: bool, extra: Headers,
+                      content_length: int | None = None, head_only: bool = False) -> None:
+        """:meth:`send_head` for fields already in wire form (the target's end-to-end lines as
+        received, from the fast path), then ``extra`` (Set-Cookie fields of stickiness)."""
+        out = [status_line(status)]
+        if not has_date:
+            out.append(b"Date: " + DATE.value() + b"\r\n")
+        out.append(fields)
+        if extra:
+            out += [n + b": " + v + b"\r\n" for n, v in extra]
+        self._finish_head(status, out, content_length, head_only)
+
+    def _finish_head(self, status: int, out: list[bytes], content_length: int | None, head_only: bool) -> None:
+        """Framing and Connection fields after the fields in ``out``; the head is queued."""
+        self.head_sent = True
+        if not self.request_done:
+            self.keep_alive = False  # the rest of the request body cannot be skipped safely
         if content_length is not None:
             out.append(b"Content-Length: %d\r\n" % content_length)
         elif not head_only and status not in (204, 304):

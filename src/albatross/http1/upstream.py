@@ -41,6 +41,9 @@ from dataclasses import dataclass
 
 import httptools
 
+from albatross.http.messages import F_CONTENT_LENGTH
+from albatross.http1.scan import FieldScan, scan_response
+
 __all__ = [
     "BodyReceived",
     "InformationalResponse",
@@ -179,6 +182,43 @@ def _body(data: bytes) -> BodyReceived:
     return event
 
 _IDLE, _HEAD, _BODY, _UPGRADED, _CLOSED, _FAILED = range(6)
+MAX_FAST_HEAD = 16 * 1024  # larger heads are read by the general parser
+
+
+class _FastResponseSide:
+    """The fast parser's callbacks: no per-field call; the head's end is only noted."""
+
+    __slots__ = ("reader", "parser", "head_done", "message_done", "in_head", "status", "version", "keep_alive")
+
+    def __init__(self, reader: ResponseReader) -> None:
+        self.reader = reader
+        self.head_done = self.message_done = self.in_head = self.keep_alive = False
+        self.status = 0
+        self.version = "1.1"
+        self.parser = self.new_parser()
+
+    def new_parser(self) -> httptools.HttpResponseParser:
+        self.parser = httptools.HttpResponseParser(self)
+        return self.parser
+
+    def on_message_begin(self) -> None:
+        self.reader.on_message_begin()  # bytes nobody asked for stop the parser there
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.status = parser.get_status_code()
+        self.version = parser.get_http_version()
+        self.keep_alive = parser.should_keep_alive()  # llhttp's reading is reset once the message ends
+        self.head_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self.reader._events.append(_body(body))
+
+    def on_message_complete(self) -> None:
+        if self.in_head:  # reported after the head's event, by the reader
+            self.message_done = True
+        else:
+            self.reader.on_message_complete()
 
 
 class _ExtraData(Exception):
@@ -188,14 +228,22 @@ class _ExtraData(Exception):
 class ResponseReader:
     """Parses the responses of one target connection; see the module docstring."""
 
-    __slots__ = ("_max", "_parser", "_parser_dirty", "_state", "_head_only", "_upgrade_ok", "_events",
+    __slots__ = ("_fast", "_fast_side", "_fast_msg", "_fast_limit", "_max", "_parser", "_parser_dirty", "_state", "_head_only", "_upgrade_ok", "_events",
                  "_status", "_reason", "_headers", "_trailers", "_head_size", "_head_fed", "_tail",
                  "_cl", "_te", "_keep_alive", "_framing", "_clean", "_seen_bytes", "_error")
 
-    def __init__(self, *, max_header_bytes: int = 32 * 1024) -> None:
+    def __init__(self, *, max_header_bytes: int = 32 * 1024, fast: bool = True) -> None:
         self._max = max_header_bytes
         self._parser = httptools.HttpResponseParser(self)
         self._parser_dirty = False
+        # The fast path (see _fast_head): a parser without per-field callbacks, used for a
+        # response whose head arrives whole in one read and scans as canonical.
+        self._fast_side = _FastResponseSide(self) if fast else None
+        self._fast = self._fast_side.parser if self._fast_side is not None else None
+        self._fast_msg = False  # the current response is being read by the fast parser
+        # The general parser's limit counts name + value + 4 per field: a raw head of half the
+        # limit is always within it, so the fast path never accepts what the limit refuses.
+        self._fast_limit = min(MAX_FAST_HEAD, max_header_bytes // 2)
         self._state = _IDLE
         self._head_only = self._upgrade_ok = False
         self._events: list[Event] = []
@@ -220,7 +268,10 @@ class ResponseReader:
             raise RuntimeError("the connection cannot carry another request")
         if self._parser_dirty:
             self._parser = httptools.HttpResponseParser(self)
+            if self._fast_side is not None:
+                self._fast = self._fast_side.new_parser()
             self._parser_dirty = False
+        self._fast_msg = False
         self._trailers = self._cl = self._te = None
         self._head_fed = 0
         self._seen_bytes = False
@@ -247,7 +298,7 @@ class ResponseReader:
             self._seen_bytes = True
             if state == _HEAD and self._head_only:
                 self._feed_head_only(data)
-            else:
+            elif state != _HEAD or self._head_fed or self._fast is None or not self._fast_head(data):
                 self._feed(data)
         return events
 
@@ -267,9 +318,55 @@ class ResponseReader:
 
     # -- feeding ----------------------------------------------------------------------------------
 
+    def _fast_head(self, data: bytes) -> bool:
+        """The fast path: a whole head in this read, canonical, no Transfer-Encoding, 2xx-5xx.
+
+        llhttp validates it without a callback per field; the event carries the scanned block
+        (its ``kept`` lines pass through to an HTTP/1.1 client as they are). False leaves the
+        read to the general parser from its first byte (nothing was reported yet).
+        """
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or end + 4 > self._fast_limit:
+            return False
+        line_end = data.find(b"\r\n")
+        scan = scan_response(data[line_end + 2:end + 2])
+        if scan is None:
+            return False
+        parser = self._fast
+        side = self._fast_side
+        assert parser is not None and side is not None
+        side.head_done = side.message_done = False
+        side.in_head = True
+        try:
+            parser.feed_data(data[:end + 4])
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self._fast = side.new_parser()
+            return False
+        finally:
+            side.in_head = False
+        status = side.status
+        if not side.head_done or status < 200:  # 1xx: the general parser reads it and what follows
+            self._fast = side.new_parser()
+            return False
+        cl_value = scan.get(F_CONTENT_LENGTH)
+        cl = None if cl_value is None else int(cl_value)  # llhttp has validated it
+        framing = "none" if status == 204 or status == 304 else "length" if cl is not None else "close"
+        keep_alive = self._keep_alive = side.keep_alive and framing != "close"
+        self._framing = framing
+        self._status = status
+        self._state = _BODY
+        self._fast_msg = True
+        self._events.append(ResponseStarted(status, data[13:line_end], None, side.version, keep_alive,
+                                            framing, cl, scan))
+        if side.message_done:
+            self._end_message()
+        if end + 4 < len(data):
+            self._feed(data[end + 4:])
+        return True
+
     def _feed(self, data: bytes) -> None:
         try:
-            self._parser.feed_data(data)
+            (self._fast if self._fast_msg else self._parser).feed_data(data)  # type: ignore[union-attr]
         except httptools.HttpParserUpgrade as exc:
             self._upgraded(data[exc.args[0]:])
         except httptools.HttpParserCallbackError as exc:

@@ -33,7 +33,7 @@ from albatross.http.forwarding import (
     RequestRejected,
     target_request,
 )
-from albatross.http.messages import Headers, Request
+from albatross.http.messages import F_DATE, Headers, Request
 from albatross.http1.connection import error_response
 from albatross.observe.stats import GroupStats
 from albatross.targets.balancing import Balancer, create_balancer
@@ -331,16 +331,20 @@ class Forward(Handler):
                     record.t_target = time.monotonic()
                 # HEAD and 304 answers keep the target's Content-Length (the representation's size).
                 length = event.content_length if event.framing != "chunked" and event.status != 204 else None
-                headers = (response_headers_for_h2(event) if self.request.http_version == "2"
-                           else event.headers)
-                out = _end_to_end(headers)
+                h2 = self.request.http_version == "2"
                 cookies = self.set_cookies
                 if self.group.app_cookie and self.target is not None:
                     cookies = [*cookies, *self.group.app_cookies(self.target, self.request, event.headers, self.rebind)]
+                head_only = self.request.method == b"HEAD" or event.framing == "none"
+                raw = event.raw
+                if raw is not None and not h2:  # the fast path: end-to-end lines pass through as received
+                    r.send_head_raw(event.status, raw.kept, has_date=raw.get(F_DATE) is not None, extra=cookies,
+                                    content_length=length, head_only=head_only)
+                    continue
+                out = _end_to_end(response_headers_for_h2(event) if h2 else event.headers)
                 if cookies:
-                    out += cookies if self.request.http_version != "2" else [(n.lower(), v) for n, v in cookies]
-                r.send_head(event.status, out, content_length=length,
-                            head_only=self.request.method == b"HEAD" or event.framing == "none")
+                    out += cookies if not h2 else [(n.lower(), v) for n, v in cookies]
+                r.send_head(event.status, out, content_length=length, head_only=head_only)
             elif isinstance(event, ResponseEnded):
                 self._finish(None)
             elif isinstance(event, TrailersReceived):

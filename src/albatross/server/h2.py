@@ -17,6 +17,7 @@ from typing import Protocol
 
 from albatross.http.exchange import App, Handler
 from albatross.http.messages import DATE, Headers, Request, has_date
+from albatross.http1.scan import split_fields
 from albatross.http2 import (
     ConnectionTerminated,
     DataReceived,
@@ -76,6 +77,11 @@ class _Exchange2:
             self.server.flush()
             if record is not None:
                 record.finish()
+
+    def send_head_raw(self, status: int, fields: bytes, *, has_date: bool, extra: Headers,
+                      content_length: int | None = None, head_only: bool = False) -> None:
+        """Fields in HTTP/1 wire form (not used by the proxy for HTTP/2 clients): as send_head."""
+        self.send_head(status, [*split_fields(fields), *extra], content_length=content_length, head_only=head_only)
 
     def send_body(self, data: bytes) -> None:
         if self.response_done or not data:
