@@ -592,20 +592,7 @@ def build_target_request(method: bytes, target: bytes, http_version: str, header
                                       target_authority) + b"\r\n"
     if xff is not None and xff.count(b",") >= MAX_XFF_ENTRIES:
         raise RequestRejected(463, f"X-Forwarded-For has more than {MAX_XFF_ENTRIES} addresses")
-    mode = policy.xff_mode
-    if mode == "append":
-        entry = client.xff_entry_port if policy.xff_client_port else client.xff_entry
-        out.append(b"X-Forwarded-For: " + (xff + b", " + entry if xff else entry) + b"\r\n")
-    elif mode == "preserve" and xff is not None:
-        out.append(b"X-Forwarded-For: " + xff + b"\r\n")
-    out += client.forwarded_lines
-    if policy.tls_headers:
-        out += client.tls_lines
-    _add_framing(out, method, framing)
-    if trace is not None and sum(map(len, out)) > TRACE_REWRITE_THRESHOLD:
-        trace = None
-    fresh = trace_id if trace_id is not None else _TRACE_IDS(now)
-    out.append(b"X-Amzn-Trace-Id: " + (trace_header_value(trace, fresh) if trace else b"Root=" + fresh) + b"\r\n\r\n")
+    _add_proxy_fields(out, method, framing, xff, trace, client, policy, trace_id, now)
     lines = len(out) - pieces + pieces // 4 + 1  # whole lines, 4 pieces per field, the last piece ends 2 lines
     head = b"".join(out)
     if head.count(b"\n") != lines or head.count(b"\r") != lines or head.find(b"\x00") >= 0 or b" " in origin:
@@ -667,21 +654,7 @@ def build_target_request_fast(request: Request, client: ClientSide, policy: Forw
     out = [method + b" " + target + b" HTTP/1.1\r\n",
            b"Host: " + (host if policy.preserve_host else _default_host(host, client.listener_port)) + b"\r\n",
            raw.kept]
-    mode = policy.xff_mode
-    if mode == "append":
-        entry = client.xff_entry_port if policy.xff_client_port else client.xff_entry
-        out.append(b"X-Forwarded-For: " + (xff + b", " + entry if xff else entry) + b"\r\n")
-    elif mode == "preserve" and xff is not None:
-        out.append(b"X-Forwarded-For: " + xff + b"\r\n")
-    out += client.forwarded_lines
-    if policy.tls_headers:
-        out += client.tls_lines
-    _add_framing(out, method, framing)
-    trace = raw.get(F_TRACE)
-    if trace is not None and sum(map(len, out)) > TRACE_REWRITE_THRESHOLD:
-        trace = None
-    fresh = trace_id if trace_id is not None else _TRACE_IDS(now)
-    out.append(b"X-Amzn-Trace-Id: " + (trace_header_value(trace, fresh) if trace else b"Root=" + fresh) + b"\r\n\r\n")
+    _add_proxy_fields(out, method, framing, xff, raw.get(F_TRACE), client, policy, trace_id, now)
     return framing, b"".join(out)
 
 
@@ -696,6 +669,28 @@ def target_request(request: Request, client: ClientSide, policy: ForwardingPolic
     framing = check_request_framing(request.method, request.headers, request.http_version,
                                     end_stream=request.end_stream)
     return framing, build_target_request_for(request, framing, client, policy, trace_id=trace_id, now=now)
+
+
+def _add_proxy_fields(out: list[bytes], method: bytes, framing: BodyFraming, xff: bytes | None, trace: bytes | None,
+                      client: ClientSide, policy: ForwardingPolicy, trace_id: bytes | None, now: float) -> None:
+    """The fields after the client's: X-Forwarded-For/-Proto/-Port, the TLS fields, framing and
+    X-Amzn-Trace-Id with the blank line (both paths end every head with these, in this order).
+    ``trace`` is the received X-Amzn-Trace-Id (b"" when repeated); a head over 7 KiB by then
+    gets a fresh Root instead."""
+    mode = policy.xff_mode
+    if mode == "append":
+        entry = client.xff_entry_port if policy.xff_client_port else client.xff_entry
+        out.append(b"X-Forwarded-For: " + (xff + b", " + entry if xff else entry) + b"\r\n")
+    elif mode == "preserve" and xff is not None:
+        out.append(b"X-Forwarded-For: " + xff + b"\r\n")
+    out += client.forwarded_lines
+    if policy.tls_headers:
+        out += client.tls_lines
+    _add_framing(out, method, framing)
+    if trace is not None and sum(map(len, out)) > TRACE_REWRITE_THRESHOLD:
+        trace = None
+    fresh = trace_id if trace_id is not None else _TRACE_IDS(now)
+    out.append(b"X-Amzn-Trace-Id: " + (trace_header_value(trace, fresh) if trace else b"Root=" + fresh) + b"\r\n\r\n")
 
 
 def _add_framing(out: list[bytes], method: bytes, framing: BodyFraming) -> None:
