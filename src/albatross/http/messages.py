@@ -43,6 +43,20 @@ class RawFields(Protocol):
     def split(self) -> Headers: ...
 
 
+class _WithRawFields(Protocol):
+    _headers: Headers | None
+    raw: RawFields | None
+
+
+def fields_of(head: _WithRawFields) -> Headers:
+    """A head's field list, built from its raw block (once) when only the block was kept."""
+    headers = head._headers
+    if headers is None:
+        assert head.raw is not None
+        headers = head._headers = head.raw.split()
+    return headers
+
+
 class Request:
     """A request head as the front end parsed it (HTTP/1.1 or HTTP/2).
 
@@ -71,11 +85,7 @@ class Request:
 
     @property
     def headers(self) -> Headers:
-        headers = self._headers
-        if headers is None:
-            assert self.raw is not None
-            headers = self._headers = self.raw.split()
-        return headers
+        return fields_of(self)
 
     @headers.setter
     def headers(self, value: Headers) -> None:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import httptools
 
-from albatross.http.messages import F_CONTENT_LENGTH
+from albatross.http.messages import F_CONTENT_LENGTH, fields_of
 from albatross.http1.scan import FieldScan, scan_response
 
 __all__ = [
@@ -110,11 +110,7 @@ class ResponseStarted:
 
     @property
     def headers(self) -> Headers:
-        headers = self._headers
-        if headers is None:
-            assert self.raw is not None
-            headers = self._headers = self.raw.split()
-        return headers
+        return fields_of(self)
 
     def _key(self) -> tuple[object, ...]:
         return (self.status, self.reason, self.headers, self.http_version, self.keep_alive, self.framing,
