@@ -128,12 +128,22 @@ static int alb_h1_name_char(uint8_t c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-static int alb_h1_scan(const struct alb_h1_rule *rules, uint32_t lengths, const uint8_t *blk, size_t n,
-                       uint8_t *kept, uint32_t *out)
+/* A rule table and the name lengths it has (filled in on first use). */
+struct alb_h1_table { const struct alb_h1_rule *rules; uint32_t lengths; };
+
+static struct alb_h1_table alb_h1_request_table = {alb_h1_request_rules, 0};
+static struct alb_h1_table alb_h1_response_table = {alb_h1_response_rules, 0};
+
+static int alb_h1_scan(struct alb_h1_table *table, const uint8_t *blk, size_t n, uint8_t *kept, uint32_t *out)
 {
+    const struct alb_h1_rule *rules = table->rules;
+    uint32_t lengths;
     size_t pos = 0, kept_len = 0;
     uint32_t fields = 0;
     int k;
+    if (!table->lengths)
+        table->lengths = alb_h1_lengths(rules);
+    lengths = table->lengths;
     for (k = 0; k < ALB_H1_KINDS; k++) {
         out[2 * k] = ALB_H1_ABSENT;
         out[2 * k + 1] = 0;
@@ -194,16 +204,10 @@ static int alb_h1_scan(const struct alb_h1_rule *rules, uint32_t lengths, const 
 /* ``kept`` must hold at least ``n`` bytes; ``out`` 2 * ALB_H1_KINDS + 2 entries. */
 static int alb_h1_scan_request(const uint8_t *blk, size_t n, uint8_t *kept, uint32_t *out)
 {
-    static uint32_t lengths;
-    if (!lengths)
-        lengths = alb_h1_lengths(alb_h1_request_rules);
-    return alb_h1_scan(alb_h1_request_rules, lengths, blk, n, kept, out);
+    return alb_h1_scan(&alb_h1_request_table, blk, n, kept, out);
 }
 
 static int alb_h1_scan_response(const uint8_t *blk, size_t n, uint8_t *kept, uint32_t *out)
 {
-    static uint32_t lengths;
-    if (!lengths)
-        lengths = alb_h1_lengths(alb_h1_response_rules);
-    return alb_h1_scan(alb_h1_response_rules, lengths, blk, n, kept, out);
+    return alb_h1_scan(&alb_h1_response_table, blk, n, kept, out);
 }
