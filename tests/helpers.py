@@ -180,3 +180,29 @@ def c_heap_in_use() -> int:
     libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return int(info.uordblks + info.hblkhd)
+
+
+class FakeOwner:
+    """The transport side of an HTTP/1.1 server codec, in memory: what was sent, and whether the
+    codec closed it. Writing after close is a failure, unless ``drop_after_close`` (the
+    listener's protocols drop such writes, and a test comparing two codecs' output can say so)."""
+
+    def __init__(self, *, drop_after_close: bool = False) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+        self.drop_after_close = drop_after_close
+
+    def send(self, data: bytes) -> None:
+        if self.closed:
+            assert self.drop_after_close, "wrote after close"
+            return
+        self.sent.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass

@@ -21,6 +21,7 @@ from albatross.http.messages import F_DATE, ConnectionInfo, Request
 from albatross.http1.connection import H1ServerConnection
 from albatross.http1.scan import scan_request, split_fields
 from albatross.observe.record import RequestRecord, access_log_line, request_head_size
+from tests.helpers import FakeOwner
 
 TRACE = b"1-5f0c0000-000000000000000000000000"
 CLOCK = 1_700_000_000.0
@@ -37,25 +38,6 @@ class _Listener:
 
     def certificate_arn(self, path: str) -> str:
         return "-"
-
-
-class _Owner:
-    def __init__(self) -> None:
-        self.out: list[bytes] = []
-        self.closed = False
-
-    def send(self, data: bytes) -> None:
-        if not self.closed:  # as the listener's protocols: nothing is written after close()
-            self.out.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 class _Recorder(Handler):
@@ -100,14 +82,14 @@ def _run(data: bytes, cuts: list[int], fast: bool, policy: ForwardingPolicy) -> 
         log.append(_record(request, policy))
         return _Recorder(responder, log)
 
-    owner = _Owner()
+    owner = FakeOwner(drop_after_close=True)  # as the listener's protocols
     conn = H1ServerConnection(app, owner, scheme=b"https", fast=fast)
     at = 0
     for cut in sorted(set(cuts)) + [len(data)]:
         if cut > at:
             conn.receive_data(data[at:cut])
             at = cut
-    out = re.sub(rb"Date: [^\r]*\r\n", b"Date: -\r\n", b"".join(owner.out))
+    out = re.sub(rb"Date: [^\r]*\r\n", b"Date: -\r\n", b"".join(owner.sent))
     return log, out, owner.closed
 
 
@@ -178,7 +160,7 @@ def test_fast_path_is_taken_for_a_browser_request() -> None:
         seen.append(request)
         return _Recorder(responder, [])
 
-    conn = H1ServerConnection(app, _Owner())
+    conn = H1ServerConnection(app, FakeOwner(drop_after_close=True))
     conn.receive_data(b"GET /x HTTP/1.1\r\nHost: shop.example.com\r\nUser-Agent: Mozilla/5.0\r\n"
                       b"Accept: */*\r\nConnection: keep-alive\r\nCookie: a=1\r\n\r\n")
     assert len(seen) == 1 and seen[0].raw is not None
@@ -259,7 +241,7 @@ def _read(method: bytes, data: bytes, cuts: list[int], fast: bool) -> list[objec
     # The head each event gives an HTTP/1.1 client, as the forward handler writes it.
     for event in list(events):
         if isinstance(event, ResponseStarted):
-            owner = _Owner()
+            owner = FakeOwner()
             conn = H1ServerConnection(lambda r, s: Handler(), owner)
             ex = _Exchange1(conn, Request(method, b"/", [], "1.1"), True, lambda r, s: Handler())
             ex.request_done = True

@@ -14,6 +14,7 @@ from albatross.http.exchange import static
 from albatross.http.messages import Response
 from albatross.http1.connection import H1ServerConnection
 from albatross.tls import CertificateSpec, ServerContext, TicketKeyRing, TLSConnection, TLSError, TLSSettings
+from tests.helpers import FakeOwner
 from tests.tls.test_units import MemoryClient, client_context, handshake
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -66,25 +67,6 @@ def test_mutated_client_hello_fails_cleanly_and_alone(context: ServerContext, cl
     assert good.handshake_done
 
 
-class _Owner:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-        self.closed = False
-
-    def send(self, data: bytes) -> None:
-        assert not self.closed, "wrote after close"
-        self.sent.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
 _app = static(lambda request: Response(200, [], b"ok"))
 
 
@@ -92,7 +74,7 @@ _app = static(lambda request: Response(200, [], b"ok"))
 @given(chunks=st.lists(st.binary(max_size=300), max_size=4),
        prefix=st.sampled_from([b"", b"GET / HTTP/1.1\r\n", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"]))
 def test_http1_garbage_gets_a_response_or_nothing(chunks: list[bytes], prefix: bytes) -> None:
-    owner = _Owner()
+    owner = FakeOwner()
     conn = H1ServerConnection(_app, owner)
     for chunk in [prefix, *chunks]:
         conn.receive_data(chunk)
