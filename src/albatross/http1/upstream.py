@@ -224,7 +224,7 @@ class _ExtraData(Exception):
 class ResponseReader:
     """Parses the responses of one target connection; see the module docstring."""
 
-    __slots__ = ("_fast", "_fast_side", "_fast_msg", "_fast_limit", "_max", "_parser", "_parser_dirty", "_state", "_head_only", "_upgrade_ok", "_events",
+    __slots__ = ("_fast", "_fast_side", "_fast_msg", "_try_fast", "_fast_limit", "_max", "_parser", "_parser_dirty", "_state", "_head_only", "_upgrade_ok", "_events",
                  "_status", "_reason", "_headers", "_trailers", "_head_size", "_head_fed", "_tail",
                  "_cl", "_te", "_keep_alive", "_framing", "_clean", "_seen_bytes", "_error")
 
@@ -237,6 +237,7 @@ class ResponseReader:
         self._fast_side = _FastResponseSide(self) if fast else None
         self._fast = self._fast_side.parser if self._fast_side is not None else None
         self._fast_msg = False  # the current response is being read by the fast parser
+        self._try_fast = self._fast is not None  # the next response may take the fast path
         # The general parser's limit counts name + value + 4 per field: a raw head of half the
         # limit is always within it, so the fast path never accepts what the limit refuses.
         self._fast_limit = min(MAX_FAST_HEAD, max_header_bytes // 2)
@@ -258,8 +259,12 @@ class ResponseReader:
 
     # -- public API -------------------------------------------------------------------------------
 
-    def expect(self, method: bytes, *, upgrade: bool = False) -> None:
-        """Announce the next request (call before writing it); ``upgrade`` allows a 101."""
+    def expect(self, method: bytes, *, upgrade: bool = False, pass_through: bool = True) -> None:
+        """Announce the next request (call before writing it); ``upgrade`` allows a 101.
+
+        ``pass_through=False`` reads this response on the general parser even where the fast
+        path would apply: a caller that needs the field list anyway (an HTTP/2 client's answer)
+        gets it from llhttp's callbacks rather than from splitting the raw block afterwards."""
         if not self.reusable:
             raise RuntimeError("the connection cannot carry another request")
         if self._parser_dirty:
@@ -268,6 +273,7 @@ class ResponseReader:
                 self._fast = self._fast_side.new_parser()
             self._parser_dirty = False
         self._fast_msg = False
+        self._try_fast = pass_through and self._fast is not None
         self._trailers = self._cl = self._te = None
         self._head_fed = 0
         self._seen_bytes = False
@@ -294,7 +300,7 @@ class ResponseReader:
             self._seen_bytes = True
             if state == _HEAD and self._head_only:
                 self._feed_head_only(data)
-            elif state != _HEAD or self._head_fed or self._fast is None or not self._fast_head(data):
+            elif state != _HEAD or self._head_fed or not self._try_fast or not self._fast_head(data):
                 self._feed(data)
         return events
 

@@ -264,7 +264,9 @@ class Forward(Handler):
         self.conn = conn
         conn.exchange = self  # type: ignore[attr-defined]
         conn.last_activity = time.monotonic()  # type: ignore[attr-defined]
-        conn.reader.expect(self.request.method, upgrade=self.framing.upgrade)  # type: ignore[attr-defined]
+        # HTTP/2 clients need the target's fields as a list (they are re-encoded): no pass-through.
+        conn.reader.expect(self.request.method, upgrade=self.framing.upgrade,  # type: ignore[attr-defined]
+                           pass_through=self.request.http_version != "2")
         out = [self.head]
         for chunk in self.pending:
             out.append(self._frame(chunk))
